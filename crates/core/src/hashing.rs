@@ -1,0 +1,218 @@
+//! Argon2id password hashing and the matching verification.
+//!
+//! Hashes are PHC strings (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`), so they carry their
+//! own parameters and any Argon2 implementation can verify them. [`verify_password`] applies
+//! the same NFKC normalisation as setting does; an embedding backend's login should call it
+//! rather than verifying the hash itself.
+
+use std::fmt;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use rand::Rng as _;
+
+use crate::policy::{NormalizedPassword, normalize};
+use crate::ports::PasswordHasher;
+
+/// Salt length in bytes (the length the PHC string format recommends).
+const SALT_BYTES: usize = 16;
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingParams {
+    /// Memory per hash, in KiB.
+    pub memory_kib: u32,
+    /// Number of passes over the memory.
+    pub iterations: u32,
+    /// Degree of parallelism (lanes).
+    pub parallelism: u32,
+}
+
+impl HashingParams {
+    /// OWASP's recommended minimum for Argon2id: 19 MiB, two passes, one lane.
+    pub const OWASP: Self = Self {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
+
+    /// The cheapest parameters Argon2 accepts. For tests only: a hash made with them is easy
+    /// to brute-force.
+    pub const INSECURE_FOR_TESTS: Self = Self {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn argon2(&self) -> Result<Argon2<'static>, HashingError> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|_| HashingError::InvalidParams)?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+impl Default for HashingParams {
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
+
+/// A stored password hash in PHC string format.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string read back from storage.
+    pub fn from_phc(phc: impl Into<String>) -> Self {
+        Self(phc.into())
+    }
+
+    /// The PHC string, for storage.
+    pub fn as_phc(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+/// Hashing failed. Carries no secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashingError {
+    /// The configured cost parameters are outside what Argon2 accepts.
+    #[error("invalid Argon2 parameters")]
+    InvalidParams,
+    /// The stored hash is not a PHC string this library can verify.
+    #[error("stored password hash is malformed")]
+    MalformedHash,
+    /// Argon2 itself failed, or the hashing worker went away.
+    #[error("password hashing failed")]
+    Failed,
+}
+
+/// Hashes a normalised password with Argon2id and a fresh random salt.
+///
+/// # Errors
+/// [`HashingError::InvalidParams`] if `params` are outside what Argon2 accepts.
+pub fn hash_password(
+    password: &NormalizedPassword,
+    params: &HashingParams,
+) -> Result<PasswordHash, HashingError> {
+    let mut salt = [0u8; SALT_BYTES];
+    rand::rng().fill_bytes(&mut salt);
+    let phc = params
+        .argon2()?
+        .hash_password_with_salt(password.expose_secret().as_bytes(), &salt)
+        .map_err(|_| HashingError::Failed)?;
+    Ok(PasswordHash(phc.to_string()))
+}
+
+/// Checks a password typed at login against a stored hash, with the normalisation used when it
+/// was set. The hash comparison is constant-time; the cost parameters come from the hash.
+///
+/// # Errors
+/// [`HashingError::MalformedHash`] if `stored` is not an Argon2 PHC string.
+pub fn verify_password(candidate: &str, stored: &PasswordHash) -> Result<bool, HashingError> {
+    let normalized = normalize(candidate);
+    match Argon2::default().verify_password(normalized.expose_secret().as_bytes(), stored.as_phc())
+    {
+        Ok(()) => Ok(true),
+        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+        Err(_) => Err(HashingError::MalformedHash),
+    }
+}
+
+/// Hashes on the calling thread. Fine for tests and blocking contexts; an async server should
+/// wrap it so that hashing runs off the executor's worker threads with bounded concurrency.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Argon2idHasher {
+    params: HashingParams,
+}
+
+impl Argon2idHasher {
+    /// A hasher with the given cost parameters.
+    ///
+    /// # Errors
+    /// [`HashingError::InvalidParams`] if Argon2 would refuse them.
+    pub fn new(params: HashingParams) -> Result<Self, HashingError> {
+        params.argon2()?;
+        Ok(Self { params })
+    }
+
+    /// The parameters new hashes are made with.
+    pub fn params(&self) -> HashingParams {
+        self.params
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2idHasher {
+    async fn hash(&self, password: NormalizedPassword) -> Result<PasswordHash, HashingError> {
+        hash_password(&password, &self.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owasp_defaults_produce_an_argon2id_phc_string() {
+        let hash = hash_password(&normalize("correct horse"), &HashingParams::default()).unwrap();
+        assert!(hash.as_phc().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password("correct horse", &hash).unwrap());
+        assert!(!verify_password("correct horsf", &hash).unwrap());
+    }
+
+    #[test]
+    fn known_answer_from_the_reference_implementation() {
+        // From the Argon2 reference implementation's test suite (password "password", salt
+        // "somesalt", t=2, m=64 MiB, p=1).
+        let reference = PasswordHash::from_phc(
+            "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$\
+             CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+        );
+        assert!(verify_password("password", &reference).unwrap());
+        assert!(!verify_password("Password", &reference).unwrap());
+    }
+
+    #[test]
+    fn verification_normalises_like_setting() {
+        let precomposed = "ma\u{f1}ana-Horse-42";
+        let decomposed = "man\u{303}ana-Horse-42";
+        let hash =
+            hash_password(&normalize(precomposed), &HashingParams::INSECURE_FOR_TESTS).unwrap();
+
+        assert!(verify_password(decomposed, &hash).unwrap());
+        assert!(!verify_password("manana-Horse-42", &hash).unwrap());
+    }
+
+    #[test]
+    fn malformed_hashes_and_params_are_errors_not_panics() {
+        let garbage = PasswordHash::from_phc("not a hash");
+        assert_eq!(
+            verify_password("x", &garbage),
+            Err(HashingError::MalformedHash)
+        );
+
+        let zero_memory = HashingParams {
+            memory_kib: 0,
+            ..HashingParams::OWASP
+        };
+        assert_eq!(
+            Argon2idHasher::new(zero_memory).map(|_| ()),
+            Err(HashingError::InvalidParams)
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_hash() {
+        let hash = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA");
+        assert!(!format!("{hash:?}").contains("argon2id"));
+    }
+}

@@ -1,0 +1,14 @@
+//! Test support for applications and adapters built on password-setup.
+//!
+//! - [`ManualClock`]: time that moves only when a test says so.
+//! - [`mocks`]: mockall mocks of every port, for the error paths real adapters cannot produce
+//!   on demand.
+//! - [`Harness`]: a service wired to in-memory adapters, a manual clock and cheap hashing, with
+//!   helpers to add users and read the links that were mailed.
+
+mod clock;
+mod harness;
+pub mod mocks;
+
+pub use clock::ManualClock;
+pub use harness::Harness;
