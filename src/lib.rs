@@ -14,3 +14,8 @@ pub use password_setup_core::*;
 /// In-memory adapters.
 #[cfg(feature = "memory")]
 pub use password_setup_memory as memory;
+
+/// The README's examples, compiled and run as doctests so that they keep working as written.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
