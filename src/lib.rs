@@ -5,7 +5,8 @@
 //!
 //! | feature | module | what |
 //! |---|---|---|
-//! | `memory` (default) | [`memory`] | in-memory store, mailers, clock and identity provider |
+//! | `memory` (default) | `memory` | in-memory store, mailers, clock and identity provider |
+//! | `http` | `http` | framework-neutral routes, the set-password page, off-executor hashing |
 //!
 //! Start with [`PasswordSetup::builder`].
 
@@ -14,6 +15,10 @@ pub use password_setup_core::*;
 /// In-memory adapters.
 #[cfg(feature = "memory")]
 pub use password_setup_memory as memory;
+
+/// Framework-neutral HTTP endpoints.
+#[cfg(feature = "http")]
+pub use password_setup_http as http;
 
 /// The README's examples, compiled and run as doctests so that they keep working as written.
 #[cfg(doctest)]
