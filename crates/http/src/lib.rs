@@ -21,7 +21,7 @@ mod page;
 mod request;
 
 use password_setup_core::{
-    ErrorResponse, MEDIA_TYPE, PasswordSetup, RequestAccepted, SetupError, SetupToken,
+    ErrorObject, ErrorResponse, MEDIA_TYPE, PasswordSetup, RequestAccepted, SetupError, SetupToken,
 };
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -171,6 +171,37 @@ impl SetupEndpoints {
             ),
             Err(error) => self.error_page(&token, &error),
         }
+    }
+
+    /// Answer for a confirm body the framework stopped reading at [`MAX_BODY_BYTES`].
+    pub fn confirm_body_too_large(&self) -> HttpResponse {
+        HttpResponse::from_error_response(&body_too_large())
+    }
+
+    /// Answer for a form body the framework stopped reading at [`MAX_BODY_BYTES`].
+    pub fn form_body_too_large(&self) -> HttpResponse {
+        self.pages
+            .outcome(413, "Too much data", "The form was too large.")
+    }
+
+    /// JSON:API answer for a path no route serves.
+    pub fn not_found(&self) -> HttpResponse {
+        HttpResponse::from_error_response(&ErrorResponse::single(ErrorObject::new(
+            404,
+            "route-not-found",
+            "Resource not found",
+            "No resource exists at this path.",
+        )))
+    }
+
+    /// JSON:API answer for a method the route does not serve.
+    pub fn method_not_allowed(&self) -> HttpResponse {
+        HttpResponse::from_error_response(&ErrorResponse::single(ErrorObject::new(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            "This resource does not support the request method.",
+        )))
     }
 
     fn error_page(&self, token: &SetupToken, error: &SetupError) -> HttpResponse {
