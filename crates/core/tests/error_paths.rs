@@ -314,7 +314,7 @@ async fn a_store_that_always_conflicts_ends_in_a_bounded_number_of_attempts() {
     store.expect_load().returning(move |_| Ok(record.clone()));
     store
         .expect_issue()
-        .times(1..=8)
+        .times(1..=16)
         .returning(|_, _, _| Ok(password_setup_core::IssueOutcome::Conflict));
     let mut mailer = MockMailer::new();
     mailer.expect_send().never();

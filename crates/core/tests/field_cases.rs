@@ -1,6 +1,7 @@
 //! Failures that real password set and reset flows have shipped, each replayed against the
-//! service with in-memory adapters. Each test is named after the case it guards against; the
-//! cases that live at the HTTP or database level are tested there.
+//! service with in-memory adapters. Each test is named after the case it guards against. Cases
+//! that concern link scanners, request headers and bodies (C05, C08, C10) are also tested at
+//! the HTTP layer, and the database collision (C04) against PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -48,6 +49,22 @@ async fn c01_a_used_token_does_not_work_again() {
         h.store.state(&UserId::new("alice")),
         Some(SetupState::PasswordSet)
     );
+}
+
+#[tokio::test]
+async fn c02_a_link_stays_dead_when_a_password_set_elsewhere_is_cleared_again() {
+    let h = Harness::new();
+    let alice = h.add_user("alice", "alice@example.test");
+    h.request(&alice).await.unwrap();
+    let t1 = h.last_token().unwrap();
+
+    h.store
+        .set_password_hash(&UserId::new("alice"), hash_of("set by an admin"));
+    h.store
+        .set_password_hash(&UserId::new("alice"), PasswordHash::from_phc(""));
+    h.clock.advance(Duration::hours(1));
+
+    assert_eq!(code(&h.confirm(&t1, GOOD).await), "token-invalid");
 }
 
 #[tokio::test]
