@@ -134,7 +134,13 @@ fn routes(config: &mut web::ServiceConfig) {
 fn main() {
     support::init_tracing();
     let settings = support::Settings::from_env().unwrap_or_else(|error| support::exit_with(&error));
-    let app = support::build(&settings).unwrap_or_else(|error| support::exit_with(&error));
+    let listener = std::net::TcpListener::bind(settings.listen).unwrap_or_else(|error| {
+        support::exit_with(&format!("LISTEN_ADDR={}: {error}", settings.listen))
+    });
+    let bound = listener
+        .local_addr()
+        .unwrap_or_else(|error| support::exit_with(&error.to_string()));
+    let app = support::build(&settings, bound).unwrap_or_else(|error| support::exit_with(&error));
     let endpoints: Endpoints = web::Data::from(Arc::clone(&app.endpoints));
 
     let server = HttpServer::new(move || {
@@ -144,9 +150,9 @@ fn main() {
             .default_service(web::to(not_found))
             .wrap(from_fn(with_request_id))
     })
-    .bind(app.listen)
-    .unwrap_or_else(|error| support::exit_with(&format!("LISTEN_ADDR={}: {error}", app.listen)));
-    support::print_banner("actix-web", &app, &settings);
+    .listen(listener)
+    .unwrap_or_else(|error| support::exit_with(&format!("LISTEN_ADDR={bound}: {error}")));
+    support::print_banner("actix-web", bound, &app);
 
     // actix-web stops gracefully on SIGINT and SIGTERM: it stops accepting, then lets requests
     // in flight finish.

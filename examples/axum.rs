@@ -131,13 +131,16 @@ async fn shutdown_signal() {
 async fn main() {
     support::init_tracing();
     let settings = support::Settings::from_env().unwrap_or_else(|error| support::exit_with(&error));
-    let app = support::build(&settings).unwrap_or_else(|error| support::exit_with(&error));
-    let listener = tokio::net::TcpListener::bind(app.listen)
+    let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .unwrap_or_else(|error| {
-            support::exit_with(&format!("LISTEN_ADDR={}: {error}", app.listen))
+            support::exit_with(&format!("LISTEN_ADDR={}: {error}", settings.listen))
         });
-    support::print_banner("axum", &app, &settings);
+    let bound = listener
+        .local_addr()
+        .unwrap_or_else(|error| support::exit_with(&error.to_string()));
+    let app = support::build(&settings, bound).unwrap_or_else(|error| support::exit_with(&error));
+    support::print_banner("axum", bound, &app);
 
     let router = with_request_ids(routes(app.endpoints.clone()));
     if let Err(error) = axum::serve(listener, router)

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `memory` (default) | `memory` | in-memory store, mailers, clock and identity provider |
 //! | `http` | `http` | framework-neutral routes, the set-password page, off-executor hashing |
+//! | `jwt` | `jwt` | identity provider for HS256 JSON Web Tokens |
 //!
 //! Start with [`PasswordSetup::builder`].
 
@@ -19,6 +20,10 @@ pub use password_setup_memory as memory;
 /// Framework-neutral HTTP endpoints.
 #[cfg(feature = "http")]
 pub use password_setup_http as http;
+
+/// JSON Web Token identity provider.
+#[cfg(feature = "jwt")]
+pub use password_setup_jwt as jwt;
 
 /// The README's examples, compiled and run as doctests so that they keep working as written.
 #[cfg(doctest)]

@@ -4,9 +4,10 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `LISTEN_ADDR` | address to listen on | `127.0.0.1:8080` |
-//! | `PUBLIC_BASE_URL` | base of the links in emails | `http://{LISTEN_ADDR}` |
+//! | `PUBLIC_BASE_URL` | base of the links in emails | `http://` and the bound address |
 //! | `MAILER` | `console` prints emails instead of sending them | `console` in the demo |
 //! | `SEED_USERS` | JSON file `[{"id","email","hasPassword"}]` of users to create | a demo user |
+//! | `AUTH_JWT_SECRET` | bearer tokens are HS256 JWTs (`sub` = user id) | a demo token table |
 //! | `SETUP_TTL_SECS` | link lifetime | 86400 |
 //! | `RESEND_COOLDOWN_SECS` | repeats within this send nothing | 60 |
 //! | `DAILY_EMAIL_CAP` | emails per user per 24 hours | 5 |
@@ -27,15 +28,17 @@ use password_setup::{
     UserStore, hash_password, normalize_password,
 };
 use password_setup_http::{BlockingHasher, SetupEndpoints};
+use password_setup_jwt::JwtIdentityProvider;
 use serde::Deserialize;
 use time::Duration;
 
 /// Everything read from the environment.
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
-    pub(crate) public_base_url: String,
+    pub(crate) public_base_url: Option<String>,
     pub(crate) console_mailer: bool,
     pub(crate) seed_users: Option<PathBuf>,
+    pub(crate) jwt_secret: Option<String>,
     pub(crate) policy: SetupPolicy,
 }
 
@@ -62,7 +65,7 @@ impl Settings {
     /// One line naming the variable that is wrong.
     pub(crate) fn from_env() -> Result<Self, String> {
         let listen = parsed("LISTEN_ADDR")?.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let public_base_url = var("PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{listen}"));
+        let public_base_url = var("PUBLIC_BASE_URL");
         let console_mailer = match var("MAILER").as_deref() {
             None | Some("console") => true,
             Some(other) => return Err(format!("MAILER={other:?} is not known (use console)")),
@@ -85,6 +88,7 @@ impl Settings {
             public_base_url,
             console_mailer,
             seed_users: var("SEED_USERS").map(PathBuf::from),
+            jwt_secret: var("AUTH_JWT_SECRET"),
             policy,
         })
     }
@@ -98,6 +102,13 @@ struct SeedUser {
     email: String,
     #[serde(default)]
     has_password: bool,
+    /// Demo token table only: whether the user has linked the third-party identity.
+    #[serde(default = "linked_by_default")]
+    linked_identity: bool,
+}
+
+fn linked_by_default() -> bool {
+    true
 }
 
 /// The bearer token that authenticates a seeded user when no JWT secret is configured.
@@ -114,16 +125,20 @@ fn read_seed(path: &PathBuf) -> Result<Vec<SeedUser>, String> {
 /// The wired application.
 pub(crate) struct App {
     pub(crate) endpoints: Arc<SetupEndpoints>,
-    pub(crate) listen: SocketAddr,
+    pub(crate) public_base_url: String,
     pub(crate) banner: Vec<String>,
 }
 
-/// Builds the service the settings describe.
+/// Builds the service the settings describe, for a server bound to `bound`.
 ///
 /// # Errors
 /// One line saying what could not be set up.
-pub(crate) fn build(settings: &Settings) -> Result<App, String> {
+pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, String> {
     let mut banner = Vec::new();
+    let public_base_url = settings
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
     let store = Arc::new(MemoryUserStore::new());
     let identity = Arc::new(BearerTokenTable::new());
 
@@ -133,6 +148,7 @@ pub(crate) fn build(settings: &Settings) -> Result<App, String> {
             id: "demo".to_owned(),
             email: "demo@example.test".to_owned(),
             has_password: false,
+            linked_identity: true,
         }],
     };
     for user in seed {
@@ -148,13 +164,19 @@ pub(crate) fn build(settings: &Settings) -> Result<App, String> {
             None
         };
         store.insert_user_with_hash(id.clone(), EmailAddress::new(&user.email), hash);
-        identity.insert(demo_token(&user.id), id);
-        banner.push(format!(
-            "user {:?} <{}>: Authorization: Bearer {}",
-            user.id,
-            user.email,
-            demo_token(&user.id)
-        ));
+        if settings.jwt_secret.is_none() {
+            if user.linked_identity {
+                identity.insert(demo_token(&user.id), id);
+            } else {
+                identity.insert_without_linked_identity(demo_token(&user.id), id);
+            }
+            banner.push(format!(
+                "user {:?} <{}>: Authorization: Bearer {}",
+                user.id,
+                user.email,
+                demo_token(&user.id)
+            ));
+        }
     }
 
     let mailer: Arc<dyn Mailer> = if settings.console_mailer {
@@ -164,7 +186,17 @@ pub(crate) fn build(settings: &Settings) -> Result<App, String> {
         return Err("no mailer is configured".to_owned());
     };
     let store: Arc<dyn UserStore> = store;
-    let identity: Arc<dyn IdentityProvider> = identity;
+    let clock = Arc::new(SystemClock);
+    let identity: Arc<dyn IdentityProvider> = match &settings.jwt_secret {
+        Some(secret) => {
+            banner.push("bearer tokens are HS256 JWTs (AUTH_JWT_SECRET)".to_owned());
+            Arc::new(
+                JwtIdentityProvider::hs256(secret.as_bytes(), clock.clone())
+                    .map_err(|error| format!("AUTH_JWT_SECRET: {error}"))?,
+            )
+        }
+        None => identity,
+    };
 
     let hasher =
         BlockingHasher::per_cpu(HashingParams::OWASP).map_err(|error| error.to_string())?;
@@ -172,16 +204,16 @@ pub(crate) fn build(settings: &Settings) -> Result<App, String> {
         .store(store)
         .mailer(mailer)
         .identity_provider(identity)
-        .clock(Arc::new(SystemClock))
+        .clock(clock)
         .hasher(Arc::new(hasher))
-        .public_base_url(&settings.public_base_url)
+        .public_base_url(&public_base_url)
         .policy(settings.policy)
         .build()
         .map_err(|error| error.to_string())?;
 
     Ok(App {
         endpoints: Arc::new(SetupEndpoints::new(service)),
-        listen: settings.listen,
+        public_base_url,
         banner,
     })
 }
@@ -202,14 +234,11 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
-/// Prints the start-up banner.
-pub(crate) fn print_banner(framework: &str, app: &App, settings: &Settings) {
-    println!(
-        "password-setup {framework} example listening on http://{}",
-        app.listen
-    );
-    println!("links point to {}/set-password", settings.public_base_url);
-    println!("DEMO set-up: in-memory store; data is lost at exit");
+/// Prints the start-up banner. Tests read the first line to learn the bound address.
+pub(crate) fn print_banner(framework: &str, bound: SocketAddr, app: &App) {
+    println!("password-setup {framework} example listening on http://{bound}");
+    println!("links point to {}/set-password", app.public_base_url);
+    println!("DEMO set-up: in-memory store, data is lost at exit");
     for line in &app.banner {
         println!("  {line}");
     }
