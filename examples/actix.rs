@@ -78,8 +78,9 @@ async fn method_not_allowed(endpoints: Endpoints) -> ActixResponse {
 }
 
 /// Every request gets an `x-request-id` (kept if the client sent one), a span carrying it so
-/// that every log line of the request names it, and the id echoed in the response. The span
-/// records the path only: the set-password page's query holds a token.
+/// that every log line of the request names it, and the id echoed in the response. The span is
+/// at error level so that it exists whatever level the operator logs at; it records the path
+/// only, since the set-password page's query holds a token.
 async fn with_request_id(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -89,7 +90,7 @@ async fn with_request_id(
         .get(&REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .map_or_else(new_request_id, str::to_owned);
-    let span = tracing::info_span!(
+    let span = tracing::error_span!(
         "request",
         method = %request.method(),
         path = %request.path(),

@@ -83,8 +83,9 @@ fn routes(endpoints: Arc<SetupEndpoints>) -> Router {
 }
 
 /// Every request gets an `x-request-id` (kept if the client sent one), a span carrying it so
-/// that every log line of the request names it, and the id echoed in the response. The span
-/// records the path only: the set-password page's query holds a token.
+/// that every log line of the request names it, and the id echoed in the response. The span is
+/// at error level so that it exists whatever level the operator logs at; it records the path
+/// only, since the set-password page's query holds a token.
 fn with_request_ids(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -95,7 +96,7 @@ fn with_request_ids(router: Router) -> Router {
                     .get("x-request-id")
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!(
+                tracing::error_span!(
                     "request",
                     method = %request.method(),
                     path = %request.uri().path(),
