@@ -1,0 +1,155 @@
+//! A person's whole flow in a real browser: ask for a password, open the emailed link in
+//! headless Chromium, fill in the form, submit, see the success page; then asking again gives
+//! 409 and the old link shows an error page.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them). Under CI a
+//! missing browser fails the test; elsewhere it is reported loudly and the test stops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Server, client, seed_file};
+use thirtyfour::prelude::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A chromedriver process on a free loopback port; killed when dropped.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    fn start() -> Option<Self> {
+        if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists()
+        {
+            let message = "chromium and chromium-driver are not installed: the browser test \
+                           cannot run (scripts/test installs them)";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+            eprintln!("\n!!! SKIPPED: {message}\n");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client().get(&format!("{url}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Self { child, url })
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn headless_chromium(driver: &ChromeDriver) -> WebDriver {
+    let mut capabilities = DesiredCapabilities::chrome();
+    capabilities.set_binary(CHROMIUM).unwrap();
+    // A closed network: keep Chromium from reaching out at start, and let it run as root.
+    for argument in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ] {
+        capabilities.add_arg(argument).unwrap();
+    }
+    WebDriver::new(&driver.url, capabilities).await.unwrap()
+}
+
+async fn heading(browser: &WebDriver) -> String {
+    browser
+        .query(By::Tag("h1"))
+        .wait(Duration::from_secs(10), Duration::from_millis(100))
+        .first()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn fill_and_submit(browser: &WebDriver, password: &str) {
+    browser
+        .find(By::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    browser
+        .find(By::Id("password_confirmation"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    browser
+        .find(By::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+fn put_password(server: &Server, bearer: &str) -> u16 {
+    client()
+        .put(server.url("/user/password"))
+        .header("Authorization", &format!("Bearer {bearer}"))
+        .send_empty()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sets_a_password_in_headless_chromium() {
+    let Some(driver) = ChromeDriver::start() else {
+        return;
+    };
+    let seed = seed_file(r#"[{"id": "erin", "email": "erin@example.test"}]"#);
+    let server = Server::start("axum", &[("SEED_USERS", seed.to_str().unwrap())]);
+
+    assert_eq!(put_password(&server, "demo-token-erin"), 202);
+    let link = server.wait_for_links(1).remove(0);
+
+    let browser = headless_chromium(&driver).await;
+    browser.goto(&link).await.unwrap();
+    assert_eq!(heading(&browser).await, "Set your password");
+    fill_and_submit(&browser, "a long phrase I will remember").await;
+    assert_eq!(heading(&browser).await, "Your password is set");
+
+    assert_eq!(put_password(&server, "demo-token-erin"), 409);
+
+    browser.goto(&link).await.unwrap();
+    fill_and_submit(&browser, "another long phrase").await;
+    assert_eq!(heading(&browser).await, "This link is not valid");
+    browser.quit().await.unwrap();
+}
