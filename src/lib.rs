@@ -6,6 +6,7 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `memory` (default) | [`memory`] | in-memory store, mailers, clock and identity provider |
+//! | `smtp` | [`smtp`] | SMTP mailer with English and German templates (lettre, rustls) |
 //!
 //! Start with [`PasswordSetup::builder`].
 
@@ -14,3 +15,7 @@ pub use password_setup_core::*;
 /// In-memory adapters.
 #[cfg(feature = "memory")]
 pub use password_setup_memory as memory;
+
+/// SMTP mailer.
+#[cfg(feature = "smtp")]
+pub use password_setup_smtp as smtp;
