@@ -57,7 +57,9 @@
 //!
 //! # Connections
 //!
-//! A small pool keeps a few idle connections, each opened with `TCP_NODELAY`. lettre 0.11.23
+//! The mailer keeps at most [`SmtpMailerBuilder::pool_size`] connections open, reuses idle
+//! ones after a `NOOP` check, and opens each with `TCP_NODELAY`. Every step has a time limit
+//! ([`SmtpMailerBuilder::connect_timeout`], [`SmtpMailerBuilder::send_timeout`]). lettre 0.11.23
 //! leaves Nagle's algorithm on for its own connections, which costs every message about 40 ms
 //! against a server that delays its ACKs; see the `transport` module's source for the details
 //! and the FIXME to drop this once lettre releases its fix.

@@ -56,7 +56,7 @@ impl SmtpMailer {
             default_locale: Locale::english(),
             locale_resolver: Arc::new(DefaultLocaleOnly),
             settings: PoolSettings {
-                max_idle: 2,
+                max_connections: 4,
                 idle_timeout: Duration::from_secs(60),
                 connect_timeout: Duration::from_secs(10),
                 send_timeout: Duration::from_secs(30),
@@ -199,11 +199,11 @@ impl SmtpMailerBuilder {
         self
     }
 
-    /// Most idle connections kept open for reuse. Default: 2. With 0, every email opens and
-    /// closes its own connection.
+    /// Most connections open to the server at once, busy or idle (at least 1). Further sends
+    /// wait for a free connection, at most the send timeout. Default: 4.
     #[must_use]
     pub fn pool_size(mut self, connections: usize) -> Self {
-        self.settings.max_idle = connections;
+        self.settings.max_connections = connections;
         self
     }
 

@@ -34,6 +34,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Tls
 use lettre::transport::smtp::extension::ClientId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -219,8 +220,8 @@ impl Encryption {
 /// Limits of a [`Pool`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PoolSettings {
-    /// Most idle connections kept for reuse.
-    pub(crate) max_idle: usize,
+    /// Most connections open at once, busy or idle (at least 1).
+    pub(crate) max_connections: usize,
     /// How long an idle connection is kept.
     pub(crate) idle_timeout: Duration,
     /// Limit for opening a connection: TCP, greeting, EHLO, TLS and authentication, or for
@@ -243,6 +244,8 @@ pub(crate) struct Pool {
     encryption: Encryption,
     settings: PoolSettings,
     idle: Mutex<Vec<IdleConnection>>,
+    /// One permit per connection that may be open; a send holds one from checkout to the end.
+    permits: Semaphore,
 }
 
 impl fmt::Debug for Pool {
@@ -259,6 +262,7 @@ impl Pool {
         Ok(Self {
             encryption: Encryption::for_endpoint(&endpoint)?,
             endpoint,
+            permits: Semaphore::new(settings.max_connections.max(1)),
             settings,
             idle: Mutex::new(Vec::new()),
         })
@@ -279,9 +283,18 @@ impl Pool {
                     reason: error.to_string(),
                 }
             })?;
+        let after = self.settings.send_timeout;
+        let _permit = match timeout(after, self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => {
+                return Err(Error::Timeout {
+                    stage: "waiting for a free connection",
+                    after,
+                });
+            }
+        };
         let mut connection = self.checkout().await?;
 
-        let after = self.settings.send_timeout;
         match timeout(after, connection.send(&envelope, message)).await {
             Ok(Ok(_reply)) => {
                 self.checkin(connection);
@@ -330,7 +343,7 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.settings.max_idle {
+        if idle.len() < self.settings.max_connections {
             idle.push(IdleConnection {
                 connection,
                 since: Instant::now(),

@@ -193,11 +193,14 @@ async fn hostile_display_names_and_values_are_escaped_in_html() {
         .unwrap();
     let flow = Flow::new(mailer);
     let eve = flow.add_user("eve", "eve+<x>@example.test");
+    let oscar = flow.add_user("oscar", "oscar@example.test\r\nBcc: victim@example.test");
     let carol = flow.add_user("carol", "carol@example.test");
 
     // An address on record that cannot be a recipient is refused, not pasted.
-    let refused = flow.service.request(Some(&eve)).await.unwrap_err();
-    assert!(matches!(refused, SetupError::Mail(_)), "{refused:?}");
+    for hostile in [&eve, &oscar] {
+        let refused = flow.service.request(Some(hostile)).await.unwrap_err();
+        assert!(matches!(refused, SetupError::Mail(_)), "{refused:?}");
+    }
     flow.service.request(Some(&carol)).await.unwrap();
 
     let messages = sink.wait_for(1);
