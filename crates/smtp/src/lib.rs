@@ -41,19 +41,20 @@
 //! # When a send fails
 //!
 //! Connection refused, TLS or authentication failures, a server that does not answer in time,
-//! and 4xx/5xx replies all become a [`password_setup_core::MailError`]. The service then
-//! answers 501 and takes the new link back: the user's previous state stays as it was before
-//! the request, except that any older link was superseded when the new one was issued; the
-//! failed send starts no cooldown and counts toward no cap, so the user can simply ask again.
-//! If the server accepted the message but the reply was lost (a timeout after the final dot),
-//! the user may receive an email whose link no longer works; a new request sends a working one.
-//! The connection on which anything failed is closed, never reused.
+//! and 4xx/5xx replies all become a [`password_setup_core::MailError`], whose message never
+//! holds the link or the token. The service then answers 501 and withdraws the new link, so
+//! after a failed send the user has no working link (an older one was superseded when the new
+//! one was issued), no cooldown runs and the failed send counts toward no cap: the user simply
+//! asks again. If the server took the message but its reply was lost (a timeout after the
+//! final dot), an email may still arrive whose link no longer works; a new request sends one
+//! that does. A connection on which anything failed is closed, never reused.
 //!
 //! # Logging
 //!
 //! This crate logs outcomes at `debug` and failures at `warn`, never the link, the token or the
 //! SMTP password. Do not enable lettre's `tracing` feature anywhere in the build: lettre then
-//! logs every line it writes, message bodies and so setup links included.
+//! logs every line it writes, message bodies and so setup links included (the crate's log
+//! test fails if it is on).
 //!
 //! # Connections
 //!

@@ -45,7 +45,9 @@ impl SmtpMailer {
     /// The URL has lettre's format: `smtp://host:port` (plain), `smtp://host?tls=required` or
     /// `?tls=opportunistic` (STARTTLS, port 587 by default), `smtps://host` (TLS from the first
     /// byte, port 465 by default); `user:password@` before the host for authentication
-    /// (percent-encoded), and `/name` as path for the EHLO name.
+    /// (percent-encoded; without TLS the password crosses the network in the clear), and
+    /// `/name` as path for the EHLO name (default `[127.0.0.1]`). No other query parameter is
+    /// accepted.
     pub fn builder(url: impl Into<String>) -> SmtpMailerBuilder {
         SmtpMailerBuilder {
             url: url.into(),
