@@ -8,6 +8,7 @@
 //! | `memory` (default) | `memory` | in-memory store, mailers, clock and identity provider |
 //! | `http` | `http` | framework-neutral routes, the set-password page, off-executor hashing |
 //! | `jwt` | `jwt` | identity provider for HS256 JSON Web Tokens |
+//! | `smtp` | `smtp` | SMTP mailer with English and German templates (lettre, rustls) |
 //!
 //! Start with [`PasswordSetup::builder`].
 
@@ -16,6 +17,10 @@ pub use password_setup_core::*;
 /// In-memory adapters.
 #[cfg(feature = "memory")]
 pub use password_setup_memory as memory;
+
+/// SMTP mailer.
+#[cfg(feature = "smtp")]
+pub use password_setup_smtp as smtp;
 
 /// Framework-neutral HTTP endpoints.
 #[cfg(feature = "http")]
