@@ -83,16 +83,23 @@ async fn headless_chromium(driver: &ChromeDriver) -> WebDriver {
     WebDriver::new(&driver.url, capabilities).await.unwrap()
 }
 
-async fn heading(browser: &WebDriver) -> String {
-    browser
-        .query(By::Tag("h1"))
-        .wait(Duration::from_secs(10), Duration::from_millis(100))
-        .first()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// Waits until the page's heading reads `expected`. After a submit the old page may still be
+/// showing, or be replaced while it is read, so this polls rather than reading once.
+async fn wait_for_heading(browser: &WebDriver, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        if let Ok(heading) = browser.find(By::Tag("h1")).await
+            && let Ok(text) = heading.text().await
+        {
+            if text == expected {
+                return;
+            }
+            seen = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("expected the heading {expected:?}, saw {seen:?}");
 }
 
 async fn fill_and_submit(browser: &WebDriver, password: &str) {
@@ -142,14 +149,15 @@ async fn a_person_sets_a_password_in_headless_chromium() {
 
     let browser = headless_chromium(&driver).await;
     browser.goto(&link).await.unwrap();
-    assert_eq!(heading(&browser).await, "Set your password");
+    wait_for_heading(&browser, "Set your password").await;
     fill_and_submit(&browser, "a long phrase I will remember").await;
-    assert_eq!(heading(&browser).await, "Your password is set");
+    wait_for_heading(&browser, "Your password is set").await;
 
     assert_eq!(put_password(&server, "demo-token-erin"), 409);
 
     browser.goto(&link).await.unwrap();
+    wait_for_heading(&browser, "Set your password").await;
     fill_and_submit(&browser, "another long phrase").await;
-    assert_eq!(heading(&browser).await, "This link is not valid");
+    wait_for_heading(&browser, "This link is not valid").await;
     browser.quit().await.unwrap();
 }
