@@ -5,7 +5,9 @@
 //! |---|---|---|
 //! | `LISTEN_ADDR` | address to listen on | `127.0.0.1:8080` |
 //! | `PUBLIC_BASE_URL` | base of the links in emails | `http://` and the bound address |
-//! | `MAILER` | `console` prints emails instead of sending them | `console` in the demo |
+//! | `SMTP_URL` | send emails through this server (lettre's URL format) | none |
+//! | `MAIL_FROM` | the emails' `From` (required with `SMTP_URL`) | none |
+//! | `MAILER` | `console` prints emails instead of sending them | `console` without `SMTP_URL` |
 //! | `SEED_USERS` | JSON file `[{"id","email","hasPassword"}]` of users to create | a demo user |
 //! | `AUTH_JWT_SECRET` | bearer tokens are HS256 JWTs (`sub` = user id) | a demo token table |
 //! | `SETUP_TTL_SECS` | link lifetime | 86400 |
@@ -29,6 +31,7 @@ use password_setup::{
 };
 use password_setup_http::{BlockingHasher, SetupEndpoints};
 use password_setup_jwt::JwtIdentityProvider;
+use password_setup_smtp::SmtpMailer;
 use serde::Deserialize;
 use time::Duration;
 
@@ -36,7 +39,7 @@ use time::Duration;
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) public_base_url: Option<String>,
-    pub(crate) console_mailer: bool,
+    pub(crate) mail: MailSettings,
     pub(crate) seed_users: Option<PathBuf>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) policy: SetupPolicy,
@@ -66,9 +69,18 @@ impl Settings {
     pub(crate) fn from_env() -> Result<Self, String> {
         let listen = parsed("LISTEN_ADDR")?.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
         let public_base_url = var("PUBLIC_BASE_URL");
-        let console_mailer = match var("MAILER").as_deref() {
-            None | Some("console") => true,
-            Some(other) => return Err(format!("MAILER={other:?} is not known (use console)")),
+        let mail = match (var("MAILER").as_deref(), var("SMTP_URL")) {
+            (Some("console"), _) | (None, None) => MailSettings::Console,
+            (None | Some("smtp"), Some(url)) => MailSettings::Smtp {
+                url,
+                from: var("MAIL_FROM").ok_or("MAIL_FROM is required with SMTP_URL")?,
+            },
+            (Some("smtp"), None) => return Err("MAILER=smtp needs SMTP_URL".to_owned()),
+            (Some(other), _) => {
+                return Err(format!(
+                    "MAILER={other:?} is not known (use console or smtp)"
+                ));
+            }
         };
 
         let defaults = SetupPolicy::default();
@@ -86,12 +98,19 @@ impl Settings {
         Ok(Self {
             listen,
             public_base_url,
-            console_mailer,
+            mail,
             seed_users: var("SEED_USERS").map(PathBuf::from),
             jwt_secret: var("AUTH_JWT_SECRET"),
             policy,
         })
     }
+}
+
+/// How emails leave the server. The console is chosen explicitly or by running the bare demo,
+/// never as a fallback for a mail server that is missing.
+pub(crate) enum MailSettings {
+    Console,
+    Smtp { url: String, from: String },
 }
 
 /// A user to create at start-up if absent.
@@ -179,11 +198,20 @@ pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, Strin
         }
     }
 
-    let mailer: Arc<dyn Mailer> = if settings.console_mailer {
-        banner.push("emails are printed here, not sent (MAILER=console)".to_owned());
-        Arc::new(ConsoleMailer)
-    } else {
-        return Err("no mailer is configured".to_owned());
+    let mailer: Arc<dyn Mailer> = match &settings.mail {
+        MailSettings::Console => {
+            banner.push("emails are printed here, not sent (MAILER=console)".to_owned());
+            Arc::new(ConsoleMailer)
+        }
+        MailSettings::Smtp { url, from } => {
+            banner.push(format!("emails are sent by SMTP from {from}"));
+            Arc::new(
+                SmtpMailer::builder(url.as_str())
+                    .from(from.as_str())
+                    .build()
+                    .map_err(|error| format!("SMTP_URL or MAIL_FROM: {error}"))?,
+            )
+        }
     };
     let store: Arc<dyn UserStore> = store;
     let clock = Arc::new(SystemClock);
