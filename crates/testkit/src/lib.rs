@@ -4,6 +4,8 @@
 //! - [`CountingHasher`]: real Argon2id hashing that counts its calls.
 //! - [`mocks`]: mockall mocks of every port, for the error paths real adapters cannot produce
 //!   on demand.
+//! - `smtp_sink` (feature `smtp-sink`): a real SMTP server on loopback that keeps what it
+//!   receives, for end-to-end tests of mail delivery.
 //! - [`Harness`]: a service wired to in-memory adapters, a manual clock and cheap hashing, with
 //!   helpers to add users and read the links that were mailed.
 
@@ -11,6 +13,8 @@ mod clock;
 mod harness;
 mod hasher;
 pub mod mocks;
+#[cfg(feature = "smtp-sink")]
+pub mod smtp_sink;
 
 pub use clock::ManualClock;
 pub use harness::Harness;
