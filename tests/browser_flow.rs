@@ -1,6 +1,6 @@
-//! A person's whole flow in a real browser: ask for a password, open the emailed link in
-//! headless Chromium, fill in the form, submit, see the success page; then asking again gives
-//! 409 and the old link shows an error page.
+//! A person's whole flow in a real browser: ask for a password, read the email that arrived,
+//! open its link in headless Chromium, fill in the form, submit, see the success page; then
+//! asking again gives 409 and the old link shows an error page.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them). Under CI a
 //! missing browser fails the test; elsewhere it is reported loudly and the test stops.
@@ -13,6 +13,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mail_parser::MessageParser;
+use password_setup_testkit::smtp_sink::{MailSink, SinkMode};
 use support::{Server, client, seed_file};
 use thirtyfour::prelude::*;
 
@@ -134,6 +136,62 @@ fn put_password(server: &Server, bearer: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// The link in the plain-text part of an email as it arrived.
+fn link_in_email(raw: &[u8], base: &str) -> String {
+    let message = MessageParser::default().parse(raw).expect("a MIME message");
+    let text = message.body_text(0).expect("a plain-text part");
+    let start = text
+        .find(&format!("{base}/set-password?token="))
+        .expect("the link");
+    text[start..]
+        .split_whitespace()
+        .next()
+        .expect("the link")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_flow_over_smtp_in_headless_chromium() {
+    let Some(driver) = ChromeDriver::start() else {
+        return;
+    };
+    let Some(sink) = MailSink::start(SinkMode::Accept) else {
+        return;
+    };
+    let seed = seed_file(r#"[{"id": "frank", "email": "frank@example.test"}]"#);
+    let server = Server::start(
+        "axum",
+        &[
+            ("SEED_USERS", seed.to_str().unwrap()),
+            ("SMTP_URL", &sink.url()),
+            ("MAIL_FROM", "Accounts <accounts@example.test>"),
+        ],
+    );
+
+    assert_eq!(put_password(&server, "demo-token-frank"), 202);
+    let emails = sink.wait_for(1);
+    assert_eq!(emails.len(), 1);
+    assert_eq!(
+        sink.envelope_recipients()[0],
+        vec!["frank@example.test".to_owned()]
+    );
+    let link = link_in_email(&emails[0], &server.base);
+
+    let browser = headless_chromium(&driver).await;
+    browser.goto(&link).await.unwrap();
+    wait_for_heading(&browser, "Set your password").await;
+    fill_and_submit(&browser, "frank's long passphrase").await;
+    wait_for_heading(&browser, "Your password is set").await;
+
+    assert_eq!(put_password(&server, "demo-token-frank"), 409);
+    assert_eq!(sink.messages().len(), 1, "a refused request sends nothing");
+    browser.goto(&link).await.unwrap();
+    wait_for_heading(&browser, "Set your password").await;
+    fill_and_submit(&browser, "another long phrase").await;
+    wait_for_heading(&browser, "This link is not valid").await;
+    browser.quit().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
