@@ -5,8 +5,11 @@
 //!   on demand.
 //! - [`Harness`]: a service wired to in-memory adapters, a manual clock and cheap hashing, with
 //!   helpers to add users and read the links that were mailed.
+//! - [`conformance`]: the suite every [`UserStore`](password_setup_core::UserStore)
+//!   implementation runs against the store contract.
 
 mod clock;
+pub mod conformance;
 mod harness;
 pub mod mocks;
 
