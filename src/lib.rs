@@ -6,6 +6,7 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `memory` (default) | [`memory`] | in-memory store, mailers, clock and identity provider |
+//! | `postgres` | [`postgres`] | PostgreSQL user store (sqlx), attaching to an existing users table |
 //!
 //! Start with [`PasswordSetup::builder`].
 
@@ -14,3 +15,7 @@ pub use password_setup_core::*;
 /// In-memory adapters.
 #[cfg(feature = "memory")]
 pub use password_setup_memory as memory;
+
+/// PostgreSQL user store.
+#[cfg(feature = "postgres")]
+pub use password_setup_postgres as postgres;

@@ -1,0 +1,92 @@
+//! A PostgreSQL [`UserStore`](password_setup_core::UserStore) for password-setup.
+//!
+//! [`PgUserStore`] attaches to the users table your backend already has, reading the id, the
+//! email address and the password hash (NULL or empty: no password), and writing only the
+//! hash, when a setup completes. Pending tokens and the mail history behind the resend
+//! cooldown and the daily cap live in a table the store owns, keyed by the user's id, so every
+//! instance of your service sees the same limits.
+//!
+//! # Set-up
+//!
+//! The store takes a [`sqlx::PgPool`] you configure (size, timeouts, TLS via your own `sqlx`
+//! features); it never opens connections of its own. Give the pool a `statement_timeout` if a
+//! stuck statement should fail fast: every failure, timeouts included, reaches the service as
+//! a [`StoreError`](password_setup_core::StoreError) and answers 501.
+//!
+//! Attaching to an existing table: name it and its columns, and say which type the ids are
+//! (`text`/`varchar`, `uuid`, or an integer type). Then run the migrations at start-up; they
+//! check the users table and create the pending table, and are safe to run on every start and
+//! from several instances at once.
+//!
+//! ```no_run
+//! # async fn attach(pool: sqlx::PgPool) -> Result<(), password_setup_postgres::Error> {
+//! use password_setup_postgres::{PgStoreConfig, PgUserStore, UserIdType};
+//!
+//! let config = PgStoreConfig::new()
+//!     .users_table("accounts.users")
+//!     .id_column("user_id", UserIdType::Uuid)
+//!     .email_column("email_address")
+//!     .password_hash_column("pw_hash")
+//!     .pending_table("accounts.password_setup_pending");
+//! let store = PgUserStore::new(pool, &config)?;
+//! store.migrate().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A fresh database: the defaults describe `users (id text PRIMARY KEY, email text NOT NULL,
+//! password_hash text)` and a pending table `password_setup_pending`;
+//! [`PgUserStore::create_users_table`] creates that users table if it is missing.
+//!
+//! ```no_run
+//! # async fn fresh(pool: sqlx::PgPool) -> Result<(), password_setup_postgres::Error> {
+//! use password_setup_postgres::{PgStoreConfig, PgUserStore};
+//!
+//! let store = PgUserStore::new(pool, &PgStoreConfig::default())?;
+//! store.create_users_table().await?;
+//! store.migrate().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The pending table references the users table (`ON DELETE CASCADE`), so deleting a user
+//! deletes their pending state. Names are validated plain identifiers and always quoted.
+//!
+//! # Round trips
+//!
+//! Each store call is one statement, hence one round trip once the statement is prepared on
+//! the connection (the first use of each statement on a new connection adds one for
+//! preparing it). So:
+//!
+//! - a request that sends an email: 2 (`load`, `issue`), plus 1 (`withdraw`) if the email
+//!   fails; a request inside the cooldown, over the cap, or for a user with a password: 1;
+//!   a request overtaken by a concurrent one: 2 more per retry;
+//! - a confirm: 2 (`find_by_token`, `complete`); one refused before hashing: 1.
+//!
+//! Statements never hold a transaction open across round trips, and a connection lost
+//! mid-statement rolls that statement back, so a failure leaves nothing half-written.
+//!
+//! # Concurrency
+//!
+//! Every write is a single conditional statement; see the `statements` module for how each
+//! one holds under READ COMMITTED. In short: requests write the pending row only under the
+//! revision they read and only while a share lock on the user's row shows no password; a
+//! confirm locks the user's row, consumes the token only if it is still the outstanding one,
+//! and stores the hash in the same statement. Timestamps are stored to the microsecond,
+//! rounded down, so an expiry read back is never later than the one issued.
+//!
+//! # Cleanup
+//!
+//! Rows stay after a link expires or is used, because the mail history in them feeds the
+//! daily cap. [`PgUserStore::purge_expired`] deletes those that can no longer matter; call it
+//! from any scheduler (hourly is plenty). It is one `DELETE` backed by an index.
+
+mod config;
+mod error;
+mod migrate;
+mod statements;
+mod store;
+
+pub use config::{PgStoreConfig, UserIdType};
+pub use error::{Error, Result};
+pub use store::PgUserStore;
