@@ -110,6 +110,7 @@ const CHECKS: &[(&str, Check)] = checks![
     writes_are_compare_and_set,
     concurrent_confirms_complete_once,
     a_request_racing_a_confirm_leaves_no_usable_token,
+    a_confirm_racing_a_password_set_elsewhere_never_overwrites_it,
     simultaneous_requests_on_two_instances_leave_one_link,
 ];
 
@@ -1168,6 +1169,59 @@ async fn a_request_racing_a_confirm_leaves_no_usable_token(fixture: Arc<dyn Stor
         assert!(
             matches!(after, Err(SetupError::PasswordAlreadySet)),
             "round {round}: {after:?}"
+        );
+    }
+}
+
+async fn a_confirm_racing_a_password_set_elsewhere_never_overwrites_it(
+    fixture: Arc<dyn StoreFixture>,
+) {
+    let bench = Bench::new(fixture, "confirm_vs_elsewhere").await;
+    let confirmer = Arc::new(bench.second_instance().await);
+    let elsewhere = hash_password(
+        &password_setup_core::normalize_password("set-by-an-admin"),
+        &HashingParams::INSECURE_FOR_TESTS,
+    )
+    .expect("hashing works");
+
+    for round in 0..RACE_ROUNDS {
+        let user = bench.user_without_password().await;
+        bench.main.request(&user).await.expect("request");
+        let token = bench.main.last_token_for(&user);
+
+        let barrier = Arc::new(Barrier::new(2));
+        let confirm = tokio::spawn({
+            let (confirmer, barrier, token) = (confirmer.clone(), barrier.clone(), token.clone());
+            async move {
+                barrier.wait().await;
+                confirmer.confirm(&token, PASSWORD).await
+            }
+        });
+        let admin = tokio::spawn({
+            let (fixture, barrier, user, hash) = (
+                bench.fixture.clone(),
+                barrier.clone(),
+                user.clone(),
+                elsewhere.clone(),
+            );
+            async move {
+                barrier.wait().await;
+                fixture.set_password_elsewhere(&user, &hash).await;
+            }
+        });
+        let confirm = confirm.await.expect("the task ran");
+        admin.await.expect("the task ran");
+
+        // Whichever came first, the write from elsewhere is the last one standing: either it
+        // replaced the confirmed password, or the confirm saw it and stored nothing.
+        assert!(
+            confirm.is_ok() || is_refused_as_invalid_or_set(&confirm),
+            "round {round}: got {confirm:?}"
+        );
+        assert_eq!(
+            bench.fixture.stored_hash(&user).await.as_deref(),
+            Some(elsewhere.as_phc()),
+            "round {round}: a confirm overwrote a password set elsewhere (confirm: {confirm:?})"
         );
     }
 }
