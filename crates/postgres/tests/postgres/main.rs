@@ -8,3 +8,5 @@ mod support;
 
 mod cases;
 mod conformance;
+mod failures;
+mod schema;
