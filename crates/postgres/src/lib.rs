@@ -54,14 +54,24 @@
 //!
 //! # Round trips
 //!
-//! Each store call is one statement, hence one round trip once the statement is prepared on
-//! the connection (the first use of each statement on a new connection adds one for
-//! preparing it). So:
+//! Each store call is one statement: one round trip the caller waits for, once the statement
+//! is prepared on the connection (its first use on a new connection adds one for preparing).
+//! So, in round trips a request or a confirm waits for:
 //!
-//! - a request that sends an email: 2 (`load`, `issue`), plus 1 (`withdraw`) if the email
-//!   fails; a request inside the cooldown, over the cap, or for a user with a password: 1;
-//!   a request overtaken by a concurrent one: 2 more per retry;
-//! - a confirm: 2 (`find_by_token`, `complete`); one refused before hashing: 1.
+//! | operation | store calls |
+//! |---|---|
+//! | request that mails a link | 2 (`load`, `issue`) |
+//! | request whose email fails | 3 (`load`, `issue`, `withdraw`) |
+//! | request inside the cooldown, over the cap, or by a user with a password | 1 (`load`) |
+//! | request overtaken by a concurrent one | 2 more per retry |
+//! | confirm | 2 (`find_by_token`, `complete`) |
+//! | confirm refused (unknown, used, expired token) | 1 (`find_by_token`) |
+//!
+//! The pool adds its own: sqlx pings every connection as it returns to the pool (in the
+//! background, after the call has answered), and by default also before handing one out.
+//! `PgPoolOptions::test_before_acquire(false)` removes that second, awaited ping; a dead
+//! connection then fails one call with a 501 instead of being replaced silently. The
+//! `round_trips` test counts all of this through a proxy.
 //!
 //! Statements never hold a transaction open across round trips, and a connection lost
 //! mid-statement rolls that statement back, so a failure leaves nothing half-written.

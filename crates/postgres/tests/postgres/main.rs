@@ -9,4 +9,5 @@ mod support;
 mod cases;
 mod conformance;
 mod failures;
+mod round_trips;
 mod schema;
