@@ -50,7 +50,16 @@
 //! ```
 //!
 //! The pending table references the users table (`ON DELETE CASCADE`), so deleting a user
-//! deletes their pending state. Names are validated plain identifiers and always quoted.
+//! deletes their pending state; the id column must therefore be the primary key or unique.
+//! Names are validated plain identifiers and always quoted. A NULL email reads as empty, which
+//! no mailer accepts: such a user's request fails with 501 and leaves nothing behind.
+//!
+//! The database role needs `SELECT` and `UPDATE` on the users table (the update writes only
+//! the hash column; the row locks described below need the privilege too), `REFERENCES` on
+//! it for the foreign key, and, for [`PgUserStore::migrate`], `CREATE` on the schema of the
+//! pending table. Connections use whatever TLS your `sqlx` features enable (this crate turns
+//! none on): add, for example, `sqlx = { version = "0.9", features = ["tls-rustls-ring"] }`
+//! to your own manifest.
 //!
 //! # Round trips
 //!

@@ -124,6 +124,7 @@ pub(crate) async fn run(pool: &PgPool, names: &ValidNames) -> Result<()> {
             .fetch_all(&mut *tx)
             .await?;
 
+    let mut newly_applied = Vec::new();
     for migration in MIGRATIONS {
         if applied.contains(&migration.version) {
             continue;
@@ -138,9 +139,17 @@ pub(crate) async fn run(pool: &PgPool, names: &ValidNames) -> Result<()> {
         .bind(migration.description)
         .execute(&mut *tx)
         .await?;
+        newly_applied.push(migration);
     }
 
     tx.commit().await?;
+    for migration in newly_applied {
+        tracing::info!(
+            version = migration.version,
+            description = migration.description,
+            "applied password-setup migration"
+        );
+    }
     Ok(())
 }
 
