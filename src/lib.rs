@@ -6,7 +6,7 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `memory` (default) | [`memory`] | in-memory store, mailers, clock and identity provider |
-//! | `postgres` | [`postgres`] | PostgreSQL user store (sqlx), attaching to an existing users table |
+//! | `postgres` | [`postgres`] | PostgreSQL user store (sqlx) over an existing users table |
 //!
 //! Start with [`PasswordSetup::builder`].
 

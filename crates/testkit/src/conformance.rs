@@ -17,6 +17,20 @@
 //! panics with the names and messages of all checks that failed. The races need real
 //! parallelism, which is why a current-thread runtime is refused.
 //!
+//! What the checks cover, with the field cases they stand for:
+//!
+//! - every transition: no password → pending → password set (C01), pending → pending by a
+//!   newer link (C03), pending → no password when a send fails (C14), and a password written
+//!   elsewhere from either state (C02); `NULL` and empty hashes meaning "no password" (C17);
+//! - expiry one second before, at and after the instant (C07); the cooldown and the daily cap,
+//!   kept in the store so a fresh instance obeys them (C15); a refused password keeping its
+//!   token (C06); unknown users and tokens, including ids no key type could hold;
+//! - the store calls themselves: compare-and-set on the revision, withdrawing exactly one
+//!   send, nothing completing with a superseded digest or over a password;
+//! - races, on separate tasks and store instances: concurrent confirms of one token,
+//!   a request racing a confirm, a confirm racing a password written elsewhere, and
+//!   simultaneous requests on two instances (C04).
+//!
 //! Each check uses the service with [`ManualClock`], a [`RecordingMailer`] per service
 //! instance and the cheapest Argon2 parameters; instants move in whole seconds from
 //! [`Harness::START`](crate::Harness::START), so a store that keeps microseconds loses nothing.
@@ -58,6 +72,9 @@ pub enum InitialHash {
 
 /// What the suite needs from the store under test besides the [`UserStore`] trait: the parts
 /// that belong to the embedding backend.
+///
+/// Implementations are test code: they may panic when something fails, and the check that
+/// called them reports it.
 #[async_trait]
 pub trait StoreFixture: Send + Sync + 'static {
     /// A store over the fixture's data. Each call should give an instance as independent as a
@@ -583,9 +600,10 @@ async fn a_newer_link_supersedes_the_older(fixture: Arc<dyn StoreFixture>) {
             .await
             .is_none_or(|hash| hash.is_empty())
     );
+    let state = bench.main.state(&user).await;
     assert!(
-        matches!(bench.main.state(&user).await, SetupState::Pending(p) if p.digest == digest_of(&second)),
-        "the refused older link leaves the newer one pending"
+        matches!(state, SetupState::Pending(p) if p.digest == digest_of(&second)),
+        "the refused older link leaves the newer one pending, got {state:?}"
     );
 
     bench

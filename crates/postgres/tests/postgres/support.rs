@@ -51,7 +51,8 @@ impl TestDb {
             Ok(pool) => pool,
             Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
                 panic!(
-                    "CI: PostgreSQL at DATABASE_URL={url} is unreachable ({error}); the CI script must start it"
+                    "CI: PostgreSQL at DATABASE_URL={url} is unreachable ({error}); \
+                     the CI script must start it"
                 )
             }
             Err(error) => panic!(
