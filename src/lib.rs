@@ -5,8 +5,10 @@
 //!
 //! | feature | module | what |
 //! |---|---|---|
-//! | `memory` (default) | [`memory`] | in-memory store, mailers, clock and identity provider |
-//! | `postgres` | [`postgres`] | PostgreSQL user store (sqlx) over an existing users table |
+//! | `memory` (default) | `memory` | in-memory store, mailers, clock and identity provider |
+//! | `http` | `http` | framework-neutral routes, the set-password page, off-executor hashing |
+//! | `jwt` | `jwt` | identity provider for HS256 JSON Web Tokens |
+//! | `postgres` | `postgres` | PostgreSQL user store (sqlx) over an existing users table |
 //!
 //! Start with [`PasswordSetup::builder`].
 
@@ -19,3 +21,16 @@ pub use password_setup_memory as memory;
 /// PostgreSQL user store.
 #[cfg(feature = "postgres")]
 pub use password_setup_postgres as postgres;
+
+/// Framework-neutral HTTP endpoints.
+#[cfg(feature = "http")]
+pub use password_setup_http as http;
+
+/// JSON Web Token identity provider.
+#[cfg(feature = "jwt")]
+pub use password_setup_jwt as jwt;
+
+/// The README's examples, compiled and run as doctests so that they keep working as written.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

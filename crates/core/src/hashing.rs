@@ -12,8 +12,9 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use rand::Rng as _;
 
-use crate::policy::{NormalizedPassword, normalize};
+use crate::policy::{LARGEST_MAX_CHARS, NormalizedPassword, PasswordPolicy, normalize};
 use crate::ports::PasswordHasher;
+use crate::secret::NewPassword;
 
 /// Salt length in bytes (the length the PHC string format recommends).
 const SALT_BYTES: usize = 16;
@@ -115,9 +116,19 @@ pub fn hash_password(
 /// Checks a password typed at login against a stored hash, with the normalisation used when it
 /// was set. The hash comparison is constant-time; the cost parameters come from the hash.
 ///
+/// An input longer than any policy can allow is answered `false` without normalising or
+/// hashing it, so login cannot be made to do unbounded work either.
+///
 /// # Errors
 /// [`HashingError::MalformedHash`] if `stored` is not an Argon2 PHC string.
 pub fn verify_password(candidate: &str, stored: &PasswordHash) -> Result<bool, HashingError> {
+    let longest = PasswordPolicy {
+        max_chars: LARGEST_MAX_CHARS,
+        ..PasswordPolicy::default()
+    };
+    if longest.precheck(&NewPassword::new(candidate)).is_err() {
+        return Ok(false);
+    }
     let normalized = normalize(candidate);
     match Argon2::default().verify_password(normalized.expose_secret().as_bytes(), stored.as_phc())
     {
@@ -208,6 +219,14 @@ mod tests {
             Argon2idHasher::new(zero_memory).map(|_| ()),
             Err(HashingError::InvalidParams)
         );
+    }
+
+    #[test]
+    fn oversized_login_input_is_refused_without_hashing() {
+        let hash =
+            hash_password(&normalize("short one"), &HashingParams::INSECURE_FOR_TESTS).unwrap();
+        let huge = "\u{fdfa}".repeat(1 << 20);
+        assert_eq!(verify_password(&huge, &hash), Ok(false));
     }
 
     #[test]

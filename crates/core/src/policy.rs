@@ -36,17 +36,22 @@ impl Default for SetupPolicy {
     }
 }
 
+/// The longest any configured duration may be. Far beyond any sensible setting, and small
+/// enough that adding it to a current instant can never overflow.
+const LONGEST_DURATION: Duration = Duration::days(366);
+
 impl SetupPolicy {
     /// Checks that the limits make sense together.
     pub(crate) fn problems(&self) -> Option<&'static str> {
-        if self.token_ttl <= Duration::ZERO {
-            Some("token_ttl must be positive")
-        } else if self.resend_cooldown.is_negative() {
-            Some("resend_cooldown must not be negative")
+        let in_range = |duration: Duration| duration <= LONGEST_DURATION;
+        if self.token_ttl <= Duration::ZERO || !in_range(self.token_ttl) {
+            Some("token_ttl must be positive and at most a year")
+        } else if self.resend_cooldown.is_negative() || !in_range(self.resend_cooldown) {
+            Some("resend_cooldown must be between zero and a year")
         } else if self.email_cap == 0 {
             Some("email_cap must be at least 1")
-        } else if self.cap_window <= Duration::ZERO {
-            Some("cap_window must be positive")
+        } else if self.cap_window <= Duration::ZERO || !in_range(self.cap_window) {
+            Some("cap_window must be positive and at most a year")
         } else {
             None
         }
@@ -64,6 +69,9 @@ pub struct PasswordPolicy {
     /// Refuse a password equal to the user's email address or identifier (ignoring case).
     /// Default: on.
     pub refuse_account_names: bool,
+    /// Refuse the most commonly used passwords (a built-in list, compared ignoring case).
+    /// Default: on.
+    pub refuse_common: bool,
 }
 
 impl Default for PasswordPolicy {
@@ -72,6 +80,7 @@ impl Default for PasswordPolicy {
             min_chars: 8,
             max_chars: 128,
             refuse_account_names: true,
+            refuse_common: true,
         }
     }
 }
@@ -94,6 +103,8 @@ pub enum PolicyViolation {
     MatchesEmail,
     /// Equal to the user's identifier.
     MatchesUserId,
+    /// One of the most commonly used passwords.
+    TooCommon,
 }
 
 impl fmt::Display for PolicyViolation {
@@ -107,6 +118,7 @@ impl fmt::Display for PolicyViolation {
             }
             Self::MatchesEmail => f.write_str("the password must not be the email address"),
             Self::MatchesUserId => f.write_str("the password must not be the user name"),
+            Self::TooCommon => f.write_str("the password is too common; choose another one"),
         }
     }
 }
@@ -127,18 +139,43 @@ impl fmt::Debug for NormalizedPassword {
     }
 }
 
+/// The most commonly used passwords that are long enough to pass the default length limit,
+/// lowercase, one per line. Passwords on breach lists are a larger question: a backend that
+/// checks them can do so before calling confirm.
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+fn is_common(lowercase_password: &str) -> bool {
+    COMMON_PASSWORDS
+        .lines()
+        .any(|common| common == lowercase_password)
+}
+
 /// NFKC-normalises a password. Setting and verifying both go through here.
 pub(crate) fn normalize(password: &str) -> NormalizedPassword {
     NormalizedPassword(Zeroizing::new(password.nfkc().collect()))
 }
 
+/// The largest `max_chars` a policy may set: it bounds the work a single input can cause.
+pub(crate) const LARGEST_MAX_CHARS: usize = 1024;
+
 impl PasswordPolicy {
+    /// Checks that the limits make sense together.
+    pub(crate) fn problems(&self) -> Option<&'static str> {
+        if self.min_chars == 0 || self.min_chars > self.max_chars {
+            Some("min_chars must be at least 1 and at most max_chars")
+        } else if self.max_chars > LARGEST_MAX_CHARS {
+            Some("max_chars must be at most 1024")
+        } else {
+            None
+        }
+    }
+
     /// The most characters an input may have before normalisation is even attempted.
     ///
-    /// Normalisation can merge characters (a letter and a combining mark, Hangul jamo into a
-    /// syllable: at most about three into one), so an input somewhat over the limit may still
-    /// normalise to within it; four times the limit leaves room for that while keeping a huge
-    /// input from costing more than a length check.
+    /// Normalisation can merge characters: a letter with combining marks, Hangul jamo into a
+    /// syllable. Four into one occurs (Greek omega with three marks), so four times the limit is
+    /// the smallest bound that never refuses an input that would normalise to within it, while
+    /// keeping a huge input from costing more than a length check.
     fn max_input_chars(&self) -> usize {
         self.max_chars.saturating_mul(4)
     }
@@ -179,8 +216,11 @@ impl PasswordPolicy {
             });
         }
 
+        let lowered = Zeroizing::new(normalized.0.to_lowercase());
+        if self.refuse_common && is_common(&lowered) {
+            return Err(PolicyViolation::TooCommon);
+        }
         if self.refuse_account_names {
-            let lowered = Zeroizing::new(normalized.0.to_lowercase());
             if *lowered
                 == account
                     .email
@@ -230,7 +270,8 @@ mod tests {
         let over = "x".repeat(129);
         let cases: &[(&str, Result<(), PolicyViolation>)] = &[
             ("1234567", Err(PolicyViolation::TooShort { min_chars: 8 })),
-            ("12345678", Ok(())),
+            ("12345678", Err(PolicyViolation::TooCommon)),
+            ("12345679", Ok(())),
             ("        ", Ok(())),
             ("пароль-пароль", Ok(())),
             ("🔑🔑🔑🔑🔑🔑🔑🔑", Ok(())),
@@ -238,6 +279,8 @@ mod tests {
             (&over, Err(PolicyViolation::TooLong { max_chars: 128 })),
             ("alice@example.TEST", Err(PolicyViolation::MatchesEmail)),
             ("ALICE-01", Err(PolicyViolation::MatchesUserId)),
+            ("Password123", Err(PolicyViolation::TooCommon)),
+            ("ｐａｓｓｗｏｒｄ", Err(PolicyViolation::TooCommon)),
         ];
         for (password, expected) in cases {
             assert_eq!(check(password).map(|_| ()), *expected, "{password:?}");
@@ -254,6 +297,14 @@ mod tests {
             check("\u{fb01}\u{fb01}\u{fb01}\u{fb01}"),
             Ok("fifififi".to_owned())
         );
+    }
+
+    #[test]
+    fn four_scalars_composing_into_one_still_fit_the_limit() {
+        // Omega with psili, varia and ypogegrammeni composes to the single U+1FA2.
+        let composing = "\u{3c9}\u{313}\u{300}\u{345}".repeat(128);
+        assert_eq!(composing.chars().count(), 512);
+        assert_eq!(check(&composing).map(|p| p.chars().count()), Ok(128));
     }
 
     #[test]

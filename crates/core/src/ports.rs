@@ -139,7 +139,15 @@ pub enum CompleteOutcome {
 ///   reports [`SetupState::PasswordSet`](crate::SetupState::PasswordSet) for any token row
 ///   still lying around, and `complete` refuses it, so a request racing a confirm cannot leave
 ///   a token that works.
+/// - **Every write moves the revision.** `issue`, `withdraw` and `complete` each change the
+///   user's [`Revision`] when they write, so an `issue` decided on an older read fails rather
+///   than overwriting what happened since (a withdrawn send, a consumed token).
 /// - **Failures change nothing.** A call that returns `Err` has written nothing.
+///
+/// A password written by another flow of the backend should also drop the user's pending
+/// token where the store can arrange it (the in-memory store does). Where it cannot, because
+/// other code writes the users table directly, the rules above still make the token useless
+/// for as long as the password exists.
 ///
 /// Users are never created or deleted through this trait: they belong to the embedding
 /// backend. A user whose stored hash is NULL or empty has no password.

@@ -10,7 +10,7 @@ use tracing::{Span, field};
 use url::Url;
 
 use crate::error::{Result, SetupError};
-use crate::hashing::{Argon2idHasher, HashingParams};
+use crate::hashing::{Argon2idHasher, HashingError, HashingParams};
 use crate::model::{MailHistory, PendingSetup, SetupRecord, SetupState, UserId};
 use crate::policy::{PasswordPolicy, SetupPolicy};
 use crate::ports::{
@@ -20,8 +20,10 @@ use crate::ports::{
 use crate::secret::{NewPassword, SetupLink, SetupToken};
 
 /// How often a request re-reads and retries after a concurrent write overtook it. One retry
-/// normally suffices: the write that won starts a cooldown the retry then observes.
-const MAX_ISSUE_ATTEMPTS: usize = 4;
+/// normally suffices, since the write that won starts a cooldown the retry then observes; more
+/// are needed only when the cooldown is zero or sends keep failing, and then every retry is
+/// one more email toward the cap, which ends the contest.
+const MAX_ISSUE_ATTEMPTS: usize = 16;
 
 /// The path, below the public base URL, of the page a setup link opens.
 pub const SET_PASSWORD_PATH: &str = "set-password";
@@ -53,12 +55,15 @@ pub enum BuildError {
     /// The public base URL is not an absolute `http` or `https` URL without query or fragment.
     #[error("invalid public base URL: {0}")]
     InvalidBaseUrl(String),
-    /// The limits contradict each other.
+    /// The limits contradict each other or are out of range.
     #[error("invalid setup policy: {0}")]
     InvalidPolicy(&'static str),
-    /// The password length limits contradict each other.
-    #[error("invalid password policy: min_chars must be at least 1 and at most max_chars")]
-    InvalidPasswordPolicy,
+    /// The password length limits contradict each other or are out of range.
+    #[error("invalid password policy: {0}")]
+    InvalidPasswordPolicy(&'static str),
+    /// Argon2 refuses the hashing parameters.
+    #[error("invalid hashing parameters: {0}")]
+    InvalidHashingParams(#[source] HashingError),
 }
 
 /// Outcome of looking at a user's record at one instant.
@@ -85,11 +90,19 @@ fn decide(record: &SetupRecord, now: OffsetDateTime, policy: &SetupPolicy) -> De
     }
 
     let recent = record.history.since(now - policy.cap_window);
-    match recent.sends().first() {
-        Some(oldest) if recent.sends().len() >= policy.email_cap as usize => Decision::Capped {
-            retry_after: *oldest + policy.cap_window - now,
+    let sends = recent.sends();
+    let cap = policy.email_cap as usize;
+    match sends
+        .len()
+        .checked_sub(cap)
+        .and_then(|surplus| sends.get(surplus))
+    {
+        // One more email may go out once the send that keeps the count at the cap has left
+        // the window; with a lowered cap, that is not the oldest send.
+        Some(blocking) => Decision::Capped {
+            retry_after: *blocking + policy.cap_window - now,
         },
-        _ => Decision::Issue(recent),
+        None => Decision::Issue(recent),
     }
 }
 
@@ -157,6 +170,7 @@ impl PasswordSetup {
     /// [`SetupError::UserNotFound`], [`SetupError::PasswordAlreadySet`],
     /// [`SetupError::TooManyRequests`] past the email cap; [`SetupError::Store`] and
     /// [`SetupError::Mail`] on failures.
+    #[tracing::instrument(name = "password_setup.request_for", skip_all, fields(user_id = %user))]
     pub async fn request_for(&self, user: &UserId) -> Result<RequestAccepted> {
         for _ in 0..MAX_ISSUE_ATTEMPTS {
             let now = self.clock.now();
@@ -388,15 +402,14 @@ impl PasswordSetupBuilder {
         if let Some(problem) = self.policy.problems() {
             return Err(BuildError::InvalidPolicy(problem));
         }
-        let lengths = &self.password_policy;
-        if lengths.min_chars == 0 || lengths.min_chars > lengths.max_chars {
-            return Err(BuildError::InvalidPasswordPolicy);
+        if let Some(problem) = self.password_policy.problems() {
+            return Err(BuildError::InvalidPasswordPolicy(problem));
         }
         let hasher = match self.hasher {
             Some(hasher) => hasher,
             None => Arc::new(
                 Argon2idHasher::new(self.hashing_params)
-                    .map_err(|_| BuildError::Missing("valid Argon2 parameter set"))?,
+                    .map_err(BuildError::InvalidHashingParams)?,
             ),
         };
 
@@ -497,6 +510,22 @@ mod tests {
         match decide(&record(SetupState::NoPassword, sends), reopened, &policy) {
             Decision::Issue(recent) => assert_eq!(recent.sends().len(), 4),
             _ => panic!("expected a new link once the oldest send left the window"),
+        }
+    }
+
+    #[test]
+    fn a_lowered_cap_waits_for_the_send_that_keeps_the_count_at_the_cap() {
+        let policy = SetupPolicy {
+            email_cap: 2,
+            ..SetupPolicy::default()
+        };
+        let sends: Vec<_> = (0..5).map(|i| T0 + Duration::hours(i)).collect();
+        let now = T0 + Duration::hours(5);
+
+        match decide(&record(SetupState::NoPassword, sends), now, &policy) {
+            // Sends at 3h and 4h are within any later window of 24h until 27h.
+            Decision::Capped { retry_after } => assert_eq!(retry_after, Duration::hours(22)),
+            _ => panic!("expected the cap"),
         }
     }
 

@@ -10,6 +10,7 @@ use time::format_description::well_known::Rfc3339;
 #[derive(Debug, Default)]
 struct Outbox {
     sent: Vec<SetupEmail>,
+    attempted: Vec<SetupEmail>,
     failures_left: usize,
     failing: bool,
 }
@@ -62,6 +63,11 @@ impl RecordingMailer {
         self.lock().sent.last().cloned()
     }
 
+    /// Every email it was asked to send, failed ones included, oldest first.
+    pub fn attempted(&self) -> Vec<SetupEmail> {
+        self.lock().attempted.clone()
+    }
+
     /// Number of emails accepted so far.
     pub fn count(&self) -> usize {
         self.lock().sent.len()
@@ -72,6 +78,7 @@ impl RecordingMailer {
 impl Mailer for RecordingMailer {
     async fn send(&self, email: &SetupEmail) -> Result<(), MailError> {
         let mut outbox = self.lock();
+        outbox.attempted.push(email.clone());
         if outbox.failing {
             return Err(MailError::new(SimulatedMailFailure));
         }

@@ -116,16 +116,17 @@ impl MemoryUserStore {
         );
     }
 
-    /// Writes a password hash directly, as another flow of the backend would. Leaves any
-    /// pending token in place: the store contract makes it unusable.
+    /// Writes a password hash directly, as another flow of the backend would, and drops any
+    /// pending token: a link issued before a password was set must not work even if the
+    /// password is later cleared again.
     ///
     /// Returns `false` if there is no such user.
     pub fn set_password_hash(&self, id: &UserId, hash: PasswordHash) -> bool {
         let mut users = self.lock();
+        users.clear_pending(id);
         match users.by_id.get_mut(id) {
             Some(user) => {
                 user.password_hash = stored_hash(Some(hash));
-                user.revision += 1;
                 true
             }
             None => false,

@@ -5,8 +5,8 @@ use std::sync::{Mutex, PoisonError};
 use password_setup_core::Clock;
 use time::{Duration, OffsetDateTime};
 
-/// A clock that stands still until told to move. Clones share nothing; wrap it in an `Arc` to
-/// share it with a service.
+/// A clock that stands still until told to move. Wrap it in an `Arc` to share it between a
+/// service and the test that moves it.
 #[derive(Debug)]
 pub struct ManualClock {
     now: Mutex<OffsetDateTime>,

@@ -11,7 +11,7 @@ use password_setup_memory::{BearerTokenTable, MemoryUserStore, RecordingMailer};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::ManualClock;
+use crate::{CountingHasher, ManualClock};
 
 /// A [`PasswordSetup`] over a [`MemoryUserStore`], a [`RecordingMailer`], a
 /// [`BearerTokenTable`] and a [`ManualClock`], hashing with the cheapest Argon2 parameters.
@@ -26,6 +26,8 @@ pub struct Harness {
     pub identity: Arc<BearerTokenTable>,
     /// Its clock.
     pub clock: Arc<ManualClock>,
+    /// Its hasher, which counts how often it ran.
+    pub hasher: Arc<CountingHasher>,
 }
 
 impl Default for Harness {
@@ -55,6 +57,10 @@ impl Harness {
         let mailer = Arc::new(RecordingMailer::new());
         let identity = Arc::new(BearerTokenTable::new());
         let clock = Arc::new(ManualClock::new(Self::START));
+        #[allow(clippy::expect_used, reason = "the cheapest parameters are valid")]
+        let hasher = Arc::new(
+            CountingHasher::new(HashingParams::INSECURE_FOR_TESTS).expect("valid parameters"),
+        );
         #[allow(
             clippy::expect_used,
             reason = "a harness with a bad policy is a broken test"
@@ -64,7 +70,7 @@ impl Harness {
             .mailer(mailer.clone())
             .identity_provider(identity.clone())
             .clock(clock.clone())
-            .hashing_params(HashingParams::INSECURE_FOR_TESTS)
+            .hasher(hasher.clone())
             .public_base_url(Self::BASE_URL)
             .policy(policy)
             .password_policy(password_policy)
@@ -76,6 +82,7 @@ impl Harness {
             mailer,
             identity,
             clock,
+            hasher,
         }
     }
 

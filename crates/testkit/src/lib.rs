@@ -1,6 +1,7 @@
 //! Test support for applications and adapters built on password-setup.
 //!
 //! - [`ManualClock`]: time that moves only when a test says so.
+//! - [`CountingHasher`]: real Argon2id hashing that counts its calls.
 //! - [`mocks`]: mockall mocks of every port, for the error paths real adapters cannot produce
 //!   on demand.
 //! - [`Harness`]: a service wired to in-memory adapters, a manual clock and cheap hashing, with
@@ -11,7 +12,9 @@
 mod clock;
 pub mod conformance;
 mod harness;
+mod hasher;
 pub mod mocks;
 
 pub use clock::ManualClock;
 pub use harness::Harness;
+pub use hasher::CountingHasher;

@@ -1,0 +1,152 @@
+//! The password-setup HTTP API served with axum.
+//!
+//! `cargo run --example axum` starts the embedded demo (see `examples/support/mod.rs` for the
+//! environment variables). The handlers only move bytes between axum and
+//! [`SetupEndpoints`]; every decision is the library's.
+
+mod support;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+type Endpoints = State<Arc<SetupEndpoints>>;
+
+/// Copies a library answer into an axum response.
+fn respond(answer: HttpResponse) -> Response {
+    let mut response = Response::builder().status(answer.status);
+    for (name, value) in answer.headers {
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::from(answer.body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+}
+
+async fn request_password(State(endpoints): Endpoints, headers: HeaderMap) -> Response {
+    let authorization = headers.get(AUTHORIZATION).map(|value| value.as_bytes());
+    respond(endpoints.request_password(authorization).await)
+}
+
+async fn confirm(State(endpoints): Endpoints, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return respond(endpoints.confirm_body_too_large());
+    };
+    respond(endpoints.confirm(content_type(&parts.headers), &body).await)
+}
+
+async fn set_password_page(State(endpoints): Endpoints, uri: Uri) -> Response {
+    respond(endpoints.set_password_page(uri.query()))
+}
+
+async fn submit_form(State(endpoints): Endpoints, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return respond(endpoints.form_body_too_large());
+    };
+    respond(
+        endpoints
+            .submit_form(content_type(&parts.headers), &body)
+            .await,
+    )
+}
+
+/// The routes, ready to be merged into an existing axum application.
+fn routes(endpoints: Arc<SetupEndpoints>) -> Router {
+    let not_found = endpoints.clone();
+    let not_allowed = endpoints.clone();
+    Router::new()
+        .route("/user/password", put(request_password))
+        .route("/user/password/confirm", post(confirm))
+        .route("/set-password", get(set_password_page).post(submit_form))
+        .fallback(move || async move { respond(not_found.not_found()) })
+        .method_not_allowed_fallback(
+            move || async move { respond(not_allowed.method_not_allowed()) },
+        )
+        .with_state(endpoints)
+}
+
+/// Every request gets an `x-request-id` (kept if the client sent one), a span carrying it so
+/// that every log line of the request names it, and the id echoed in the response. The span
+/// records the path only: the set-password page's query holds a token.
+fn with_request_ids(router: Router) -> Router {
+    router
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[tokio::main]
+async fn main() {
+    support::init_tracing();
+    let settings = support::Settings::from_env().unwrap_or_else(|error| support::exit_with(&error));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .unwrap_or_else(|error| {
+            support::exit_with(&format!("LISTEN_ADDR={}: {error}", settings.listen))
+        });
+    let bound = listener
+        .local_addr()
+        .unwrap_or_else(|error| support::exit_with(&error.to_string()));
+    let app = support::build(&settings, bound).unwrap_or_else(|error| support::exit_with(&error));
+    support::print_banner("axum", bound, &app);
+
+    let router = with_request_ids(routes(app.endpoints.clone()));
+    if let Err(error) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    {
+        support::exit_with(&format!("server failed: {error}"));
+    }
+}

@@ -1,0 +1,251 @@
+//! What both example servers share: configuration from the environment, wiring the service
+//! from it, seeding users, and the start-up banner. The servers themselves only route HTTP.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `LISTEN_ADDR` | address to listen on | `127.0.0.1:8080` |
+//! | `PUBLIC_BASE_URL` | base of the links in emails | `http://` and the bound address |
+//! | `MAILER` | `console` prints emails instead of sending them | `console` in the demo |
+//! | `SEED_USERS` | JSON file `[{"id","email","hasPassword"}]` of users to create | a demo user |
+//! | `AUTH_JWT_SECRET` | bearer tokens are HS256 JWTs (`sub` = user id) | a demo token table |
+//! | `SETUP_TTL_SECS` | link lifetime | 86400 |
+//! | `RESEND_COOLDOWN_SECS` | repeats within this send nothing | 60 |
+//! | `DAILY_EMAIL_CAP` | emails per user per 24 hours | 5 |
+//!
+//! With none of the storage, mail or identity variables set, the server runs the embedded
+//! demo: in-memory store, emails printed to the terminal, a demo user whose bearer token is
+//! printed at start-up.
+
+#![allow(dead_code, reason = "each example uses the parts it needs")]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use password_setup::memory::{BearerTokenTable, ConsoleMailer, MemoryUserStore, SystemClock};
+use password_setup::{
+    EmailAddress, HashingParams, IdentityProvider, Mailer, PasswordSetup, SetupPolicy, UserId,
+    UserStore, hash_password, normalize_password,
+};
+use password_setup_http::{BlockingHasher, SetupEndpoints};
+use password_setup_jwt::JwtIdentityProvider;
+use serde::Deserialize;
+use time::Duration;
+
+/// Everything read from the environment.
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) public_base_url: Option<String>,
+    pub(crate) console_mailer: bool,
+    pub(crate) seed_users: Option<PathBuf>,
+    pub(crate) jwt_secret: Option<String>,
+    pub(crate) policy: SetupPolicy,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
+    var(name)
+        .map(|text| {
+            text.trim()
+                .parse()
+                .map_err(|_| format!("{name}={text:?} is not a valid value"))
+        })
+        .transpose()
+}
+
+impl Settings {
+    /// Reads the settings.
+    ///
+    /// # Errors
+    /// One line naming the variable that is wrong.
+    pub(crate) fn from_env() -> Result<Self, String> {
+        let listen = parsed("LISTEN_ADDR")?.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_base_url = var("PUBLIC_BASE_URL");
+        let console_mailer = match var("MAILER").as_deref() {
+            None | Some("console") => true,
+            Some(other) => return Err(format!("MAILER={other:?} is not known (use console)")),
+        };
+
+        let defaults = SetupPolicy::default();
+        let policy = SetupPolicy {
+            token_ttl: parsed::<u32>("SETUP_TTL_SECS")?
+                .map_or(defaults.token_ttl, |secs| Duration::seconds(secs.into())),
+            resend_cooldown: parsed::<u32>("RESEND_COOLDOWN_SECS")?
+                .map_or(defaults.resend_cooldown, |secs| {
+                    Duration::seconds(secs.into())
+                }),
+            email_cap: parsed("DAILY_EMAIL_CAP")?.unwrap_or(defaults.email_cap),
+            cap_window: defaults.cap_window,
+        };
+
+        Ok(Self {
+            listen,
+            public_base_url,
+            console_mailer,
+            seed_users: var("SEED_USERS").map(PathBuf::from),
+            jwt_secret: var("AUTH_JWT_SECRET"),
+            policy,
+        })
+    }
+}
+
+/// A user to create at start-up if absent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedUser {
+    id: String,
+    email: String,
+    #[serde(default)]
+    has_password: bool,
+    /// Demo token table only: whether the user has linked the third-party identity.
+    #[serde(default = "linked_by_default")]
+    linked_identity: bool,
+}
+
+fn linked_by_default() -> bool {
+    true
+}
+
+/// The bearer token that authenticates a seeded user when no JWT secret is configured.
+pub(crate) fn demo_token(user_id: &str) -> String {
+    format!("demo-token-{user_id}")
+}
+
+fn read_seed(path: &PathBuf) -> Result<Vec<SeedUser>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("SEED_USERS={}: {error}", path.display()))?;
+    serde_json::from_str(&text).map_err(|error| format!("SEED_USERS={}: {error}", path.display()))
+}
+
+/// The wired application.
+pub(crate) struct App {
+    pub(crate) endpoints: Arc<SetupEndpoints>,
+    pub(crate) public_base_url: String,
+    pub(crate) banner: Vec<String>,
+}
+
+/// Builds the service the settings describe, for a server bound to `bound`.
+///
+/// # Errors
+/// One line saying what could not be set up.
+pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, String> {
+    let mut banner = Vec::new();
+    let public_base_url = settings
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let store = Arc::new(MemoryUserStore::new());
+    let identity = Arc::new(BearerTokenTable::new());
+
+    let seed = match &settings.seed_users {
+        Some(path) => read_seed(path)?,
+        None => vec![SeedUser {
+            id: "demo".to_owned(),
+            email: "demo@example.test".to_owned(),
+            has_password: false,
+            linked_identity: true,
+        }],
+    };
+    for user in seed {
+        let id = UserId::new(&user.id);
+        let hash = if user.has_password {
+            // Seeded users "with a password" get one nobody knows.
+            let secret: String = (0..4).map(|_| rand_word()).collect();
+            Some(
+                hash_password(&normalize_password(&secret), &HashingParams::OWASP)
+                    .map_err(|error| format!("seeding {}: {error}", user.id))?,
+            )
+        } else {
+            None
+        };
+        store.insert_user_with_hash(id.clone(), EmailAddress::new(&user.email), hash);
+        if settings.jwt_secret.is_none() {
+            if user.linked_identity {
+                identity.insert(demo_token(&user.id), id);
+            } else {
+                identity.insert_without_linked_identity(demo_token(&user.id), id);
+            }
+            banner.push(format!(
+                "user {:?} <{}>: Authorization: Bearer {}",
+                user.id,
+                user.email,
+                demo_token(&user.id)
+            ));
+        }
+    }
+
+    let mailer: Arc<dyn Mailer> = if settings.console_mailer {
+        banner.push("emails are printed here, not sent (MAILER=console)".to_owned());
+        Arc::new(ConsoleMailer)
+    } else {
+        return Err("no mailer is configured".to_owned());
+    };
+    let store: Arc<dyn UserStore> = store;
+    let clock = Arc::new(SystemClock);
+    let identity: Arc<dyn IdentityProvider> = match &settings.jwt_secret {
+        Some(secret) => {
+            banner.push("bearer tokens are HS256 JWTs (AUTH_JWT_SECRET)".to_owned());
+            Arc::new(
+                JwtIdentityProvider::hs256(secret.as_bytes(), clock.clone())
+                    .map_err(|error| format!("AUTH_JWT_SECRET: {error}"))?,
+            )
+        }
+        None => identity,
+    };
+
+    let hasher =
+        BlockingHasher::per_cpu(HashingParams::OWASP).map_err(|error| error.to_string())?;
+    let service = PasswordSetup::builder()
+        .store(store)
+        .mailer(mailer)
+        .identity_provider(identity)
+        .clock(clock)
+        .hasher(Arc::new(hasher))
+        .public_base_url(&public_base_url)
+        .policy(settings.policy)
+        .build()
+        .map_err(|error| error.to_string())?;
+
+    Ok(App {
+        endpoints: Arc::new(SetupEndpoints::new(service)),
+        public_base_url,
+        banner,
+    })
+}
+
+fn rand_word() -> String {
+    use rand::Rng as _;
+    format!("{:016x}", rand::rng().next_u64())
+}
+
+/// Logs to standard error at `info` (or `LOG_LEVEL`).
+pub(crate) fn init_tracing() {
+    let level = var("LOG_LEVEL")
+        .and_then(|level| level.parse().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Prints the start-up banner. Tests read the first line to learn the bound address.
+pub(crate) fn print_banner(framework: &str, bound: SocketAddr, app: &App) {
+    println!("password-setup {framework} example listening on http://{bound}");
+    println!("links point to {}/set-password", app.public_base_url);
+    println!("DEMO set-up: in-memory store, data is lost at exit");
+    for line in &app.banner {
+        println!("  {line}");
+    }
+}
+
+/// Stops the process with one clear line.
+pub(crate) fn exit_with(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}
