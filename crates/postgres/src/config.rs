@@ -109,6 +109,7 @@ pub struct PgStoreConfig {
     pub(crate) email_column: String,
     pub(crate) password_hash_column: String,
     pub(crate) pending_table: String,
+    pub(crate) drop_links_on_password_write: bool,
 }
 
 impl Default for PgStoreConfig {
@@ -120,6 +121,7 @@ impl Default for PgStoreConfig {
             email_column: "email".to_owned(),
             password_hash_column: "password_hash".to_owned(),
             pending_table: "password_setup_pending".to_owned(),
+            drop_links_on_password_write: true,
         }
     }
 }
@@ -168,6 +170,21 @@ impl PgStoreConfig {
         self
     }
 
+    /// Whether [`PgUserStore::migrate`] keeps a trigger on the users table that drops a user's
+    /// pending link whenever a non-empty password hash is written, by any code. Default: on.
+    ///
+    /// Without it a link still cannot be used while the user has a password, but a link
+    /// issued before a password was set elsewhere works again if that password is cleared
+    /// within the link's lifetime. Turn it off only where no trigger may be added to the users
+    /// table; `migrate` then removes it.
+    ///
+    /// [`PgUserStore::migrate`]: crate::PgUserStore::migrate
+    #[must_use]
+    pub fn drop_links_on_password_write(mut self, enabled: bool) -> Self {
+        self.drop_links_on_password_write = enabled;
+        self
+    }
+
     /// Checks every name and quotes it for SQL.
     pub(crate) fn validate(&self) -> Result<ValidNames> {
         let pending = QualifiedName::parse("pending_table", &self.pending_table)?;
@@ -185,6 +202,7 @@ impl PgStoreConfig {
             email: quote_identifier("email_column", &self.email_column)?,
             password_hash: quote_identifier("password_hash_column", &self.password_hash_column)?,
             pending,
+            drop_links_on_password_write: self.drop_links_on_password_write,
         })
     }
 }
@@ -252,6 +270,7 @@ pub(crate) struct ValidNames {
     pub(crate) email: String,
     pub(crate) password_hash: String,
     pub(crate) pending: QualifiedName,
+    pub(crate) drop_links_on_password_write: bool,
 }
 
 fn check_identifier(setting: &'static str, name: &str) -> Result<()> {

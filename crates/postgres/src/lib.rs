@@ -51,13 +51,19 @@
 //!
 //! The pending table references the users table (`ON DELETE CASCADE`), so deleting a user
 //! deletes their pending state; the id column must therefore be the primary key or unique.
+//! `migrate` also puts a trigger on the users table that drops a user's pending link whenever
+//! any code writes a non-empty password hash, so a link from before a password was set stays
+//! dead even if that password is cleared later; see
+//! [`PgStoreConfig::drop_links_on_password_write`] to do without it.
 //! Names are validated plain identifiers and always quoted. A NULL email reads as empty, which
 //! no mailer accepts: such a user's request fails with 501 and leaves nothing behind.
 //!
 //! The database role needs `SELECT` and `UPDATE` on the users table (the update writes only
-//! the hash column; the row locks described below need the privilege too), `REFERENCES` on
-//! it for the foreign key, and, for [`PgUserStore::migrate`], `CREATE` on the schema of the
-//! pending table. Connections use whatever TLS your `sqlx` features enable (this crate turns
+//! the hash column; the row locks described below need the privilege too). For
+//! [`PgUserStore::migrate`] it also needs `REFERENCES` and `TRIGGER` on the users table and
+//! `CREATE` on the schema of the pending table. The trigger's function runs with the rights
+//! of the role that migrated, so other code writing passwords needs no rights on the pending
+//! table. Connections use whatever TLS your `sqlx` features enable (this crate turns
 //! none on): add, for example, `sqlx = { version = "0.9", features = ["tls-rustls-ring"] }`
 //! to your own manifest.
 //!

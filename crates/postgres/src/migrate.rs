@@ -1,11 +1,12 @@
 //! The store's schema, as numbered migrations applied from code.
 //!
-//! The migrations create only what the store owns: the pending table and its indexes. They
-//! run in one transaction that first takes an advisory lock derived from the pending table's
+//! The migrations create what the store owns: the pending table and its indexes, and the
+//! trigger on the users table that drops a link when a password is written elsewhere (unless
+//! configured off). They run in one transaction that first takes an advisory lock derived from the pending table's
 //! name, so instances starting together apply each migration once, and a second run finds
-//! every version recorded and does nothing. The users table is only inspected, never changed.
+//! every version recorded and does nothing. The users table's data is never changed here.
 
-use sqlx::{AssertSqlSafe, PgPool, Row as _};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row as _};
 
 use crate::config::ValidNames;
 use crate::error::{Error, Result};
@@ -142,6 +143,8 @@ pub(crate) async fn run(pool: &PgPool, names: &ValidNames) -> Result<()> {
         newly_applied.push(migration);
     }
 
+    sync_password_trigger(&mut tx, names).await?;
+
     tx.commit().await?;
     for migration in newly_applied {
         tracing::info!(
@@ -149,6 +152,76 @@ pub(crate) async fn run(pool: &PgPool, names: &ValidNames) -> Result<()> {
             description = migration.description,
             "applied password-setup migration"
         );
+    }
+    Ok(())
+}
+
+/// Installs, refreshes or removes the trigger that drops pending links when a password is
+/// written to the users table (see [`PgStoreConfig::drop_links_on_password_write`]).
+///
+/// The trigger function runs with the rights of the role that migrated, since the code that
+/// writes passwords may have none on the pending table; its search path is pinned and every
+/// name in it is schema-qualified from the catalog, as a `SECURITY DEFINER` function needs.
+/// An existing trigger is left in place, so that starting an instance does not lock the users
+/// table against writes.
+///
+/// [`PgStoreConfig::drop_links_on_password_write`]: crate::PgStoreConfig::drop_links_on_password_write
+async fn sync_password_trigger(tx: &mut PgConnection, names: &ValidNames) -> Result<()> {
+    let users = names.users.quoted();
+    let trigger = names.pending.bare_sibling("_drop_links");
+    let schema: String = sqlx::query_scalar(
+        "SELECT quote_ident(n.nspname) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+    )
+    .bind(names.pending.quoted())
+    .fetch_one(&mut *tx)
+    .await?;
+    let function = format!("{schema}.{trigger}");
+    let installed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)",
+    )
+    .bind(&users)
+    .bind(trigger.trim_matches('"'))
+    .fetch_one(&mut *tx)
+    .await?;
+
+    if !names.drop_links_on_password_write {
+        if installed {
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "DROP TRIGGER {trigger} ON {users}; DROP FUNCTION IF EXISTS {function}()"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        return Ok(());
+    }
+
+    let pending = format!("{schema}.{}", names.pending.bare_sibling(""));
+    let (id, hash) = (&names.id, &names.password_hash);
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger \
+         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp \
+         AS $body$ \
+         BEGIN \
+             UPDATE {pending} \
+             SET token_digest = NULL, issued_at = NULL, expires_at = NULL, \
+                 revision = revision + 1 \
+             WHERE user_id = NEW.{id} AND token_digest IS NOT NULL; \
+             RETURN NULL; \
+         END \
+         $body$"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    if !installed {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE TRIGGER {trigger} AFTER UPDATE OF {hash} ON {users} FOR EACH ROW \
+             WHEN (coalesce(NEW.{hash}::text, '') <> '' \
+                   AND NEW.{hash} IS DISTINCT FROM OLD.{hash}) \
+             EXECUTE FUNCTION {function}()"
+        )))
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }

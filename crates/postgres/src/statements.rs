@@ -6,7 +6,9 @@
 //! rely on that:
 //!
 //! - Writers lock the user's row first and the pending row second, always in that order, so
-//!   requests and confirms for one user queue instead of deadlocking.
+//!   requests and confirms for one user queue instead of deadlocking. The trigger that drops
+//!   links on password writes keeps the same order: it runs while the writer holds the user's
+//!   row.
 //! - `issue` takes a share lock on the user's row, which waits for any transaction changing
 //!   the password and then re-reads it; `complete` takes an exclusive lock for the same
 //!   reason. Neither can act on a password that was read before a concurrent write committed.

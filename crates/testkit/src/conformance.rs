@@ -21,7 +21,7 @@
 //!
 //! - every transition: no password → pending → password set (C01), pending → pending by a
 //!   newer link (C03), pending → no password when a send fails (C14), and a password written
-//!   elsewhere from either state (C02); `NULL` and empty hashes meaning "no password" (C17);
+//!   elsewhere from either state, whose link stays dead if that password is cleared (C02); `NULL` and empty hashes meaning "no password" (C17);
 //! - expiry one second before, at and after the instant (C07); the cooldown and the daily cap,
 //!   kept in the store so a fresh instance obeys them (C15); a refused password keeping its
 //!   token (C06); unknown users and tokens, including ids no key type could hold;
@@ -92,6 +92,14 @@ pub trait StoreFixture: Send + Sync + 'static {
 
     /// The user's stored hash as the backend reads it: `None` for `NULL`.
     async fn stored_hash(&self, user: &UserId) -> Option<String>;
+
+    /// Whether a password written through [`Self::set_password_elsewhere`] also drops the
+    /// user's pending link, as the store contract asks of stores that can arrange it. A store
+    /// that cannot answers `false`, and the check that a link stays dead after such a
+    /// password is cleared again is skipped, with a note on standard error.
+    fn drops_links_on_password_write(&self) -> bool {
+        true
+    }
 }
 
 /// How long one check may take before it counts as hung (a deadlock, a lost wake-up).
@@ -123,6 +131,7 @@ const CHECKS: &[(&str, Check)] = checks![
     the_daily_cap_holds_across_instances,
     a_failed_send_is_taken_back,
     a_password_set_elsewhere_wins,
+    a_link_stays_dead_when_a_password_set_elsewhere_is_cleared_again,
     a_refused_password_keeps_the_token,
     writes_are_compare_and_set,
     concurrent_confirms_complete_once,
@@ -909,6 +918,67 @@ async fn a_password_set_elsewhere_wins(fixture: Arc<dyn StoreFixture>) {
         bench.fixture.stored_hash(&user).await.as_deref(),
         Some(elsewhere.as_phc())
     );
+}
+
+async fn a_link_stays_dead_when_a_password_set_elsewhere_is_cleared_again(
+    fixture: Arc<dyn StoreFixture>,
+) {
+    if !fixture.drops_links_on_password_write() {
+        eprintln!(
+            "conformance: skipped a_link_stays_dead_when_a_password_set_elsewhere_is_cleared_again: \
+             the fixture says its store cannot drop links when a password is written elsewhere"
+        );
+        return;
+    }
+    let bench = Bench::new(fixture, "cleared_again").await;
+    let user = bench.user_without_password().await;
+    bench.main.request(&user).await.expect("request");
+    let token = bench.main.last_token_for(&user);
+
+    let admin_hash = hash_password(
+        &password_setup_core::normalize_password("set-by-an-admin"),
+        &HashingParams::INSECURE_FOR_TESTS,
+    )
+    .expect("hashing works");
+    bench
+        .fixture
+        .set_password_elsewhere(&user, &admin_hash)
+        .await;
+    bench
+        .fixture
+        .set_password_elsewhere(&user, &PasswordHash::from_phc(""))
+        .await;
+    assert_eq!(
+        bench.main.state(&user).await,
+        SetupState::NoPassword,
+        "a cleared password leaves the user without one and without a link"
+    );
+
+    bench.advance(Duration::hours(1));
+    let revived = bench.main.confirm(&token, PASSWORD).await;
+    assert!(
+        matches!(revived, Err(SetupError::TokenInvalid)),
+        "a link from before the password stays dead, got {revived:?}"
+    );
+    assert!(
+        bench
+            .fixture
+            .stored_hash(&user)
+            .await
+            .is_none_or(|hash| hash.is_empty())
+    );
+
+    bench
+        .main
+        .request(&user)
+        .await
+        .expect("a new request is accepted");
+    let fresh = bench.main.last_token_for(&user);
+    bench
+        .main
+        .confirm(&fresh, PASSWORD)
+        .await
+        .expect("a new link works");
 }
 
 async fn a_refused_password_keeps_the_token(fixture: Arc<dyn StoreFixture>) {

@@ -204,3 +204,112 @@ async fn purge_deletes_only_rows_that_can_no_longer_matter() {
     drop(store);
     fixture.finish().await;
 }
+
+async fn trigger_count(fixture: &PgFixture) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND t.tgname LIKE '%_drop_links'",
+    )
+    .bind(&fixture.db.schema)
+    .fetch_one(&fixture.db.admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_password_trigger_follows_the_configuration() {
+    let fixture = PgFixture::new(UsersTable::FreshDefault).await;
+    assert_eq!(trigger_count(&fixture).await, 1, "installed by default");
+
+    let without = fixture.config.clone().drop_links_on_password_write(false);
+    let store = PgUserStore::new(fixture.data.clone(), &without).unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(
+        trigger_count(&fixture).await,
+        0,
+        "removed when configured off"
+    );
+
+    // Without it, a link from before a password set elsewhere revives once that password is
+    // cleared: the documented cost of turning it off.
+    let user = fixture
+        .create_user("revived@example.test", InitialHash::Null)
+        .await;
+    issue(&store, &user, 0x77, Harness::START).await;
+    let digest = TokenDigest::from_bytes([0x77; 32]);
+    fixture
+        .db
+        .execute(&format!(
+            "UPDATE users SET password_hash = 'x' WHERE id = '{user}'; \
+             UPDATE users SET password_hash = NULL WHERE id = '{user}'"
+        ))
+        .await;
+    assert!(store.find_by_token(&digest).await.unwrap().is_some());
+
+    let with = fixture.config.clone();
+    for _ in 0..2 {
+        PgUserStore::new(fixture.data.clone(), &with)
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+        assert_eq!(trigger_count(&fixture).await, 1, "installed again, once");
+    }
+    fixture
+        .db
+        .execute(&format!(
+            "UPDATE users SET password_hash = 'x' WHERE id = '{user}'; \
+             UPDATE users SET password_hash = NULL WHERE id = '{user}'"
+        ))
+        .await;
+    assert!(
+        store.find_by_token(&digest).await.unwrap().is_none(),
+        "the link is dead now"
+    );
+    drop(store);
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn the_trigger_works_for_writers_without_rights_on_the_pending_table() {
+    let fixture = PgFixture::new(UsersTable::ExistingUuid).await;
+    let store = fixture.pg_store().await;
+    let user = fixture
+        .create_user("writer@example.test", InitialHash::Null)
+        .await;
+    issue(&store, &user, 0x55, Harness::START).await;
+
+    // A role that may update the accounts table and nothing else, like another service's.
+    let role = format!("{}_writer", fixture.db.schema);
+    fixture
+        .db
+        .execute(&format!(
+            "CREATE ROLE {role} NOLOGIN; \
+             GRANT USAGE ON SCHEMA {schema} TO {role}; \
+             GRANT SELECT, UPDATE ON accounts TO {role}",
+            schema = fixture.db.schema
+        ))
+        .await;
+    let written = fixture
+        .db
+        .try_execute(&format!(
+            "BEGIN; SET LOCAL ROLE {role}; \
+             UPDATE accounts SET pw_hash = 'set-by-another-service' \
+             WHERE account_id = '{user}'; COMMIT"
+        ))
+        .await;
+    fixture
+        .db
+        .execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
+
+    written.expect("the other service's password write succeeds");
+    assert_eq!(
+        fixture.pending_rows(&user).await,
+        (1, 0),
+        "and its link is dropped"
+    );
+    drop(store);
+    fixture.finish().await;
+}

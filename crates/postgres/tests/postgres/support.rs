@@ -122,6 +122,17 @@ impl TestDb {
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
 
+    /// Runs a statement on the admin pool, in this test's schema, and hands back its result.
+    pub(crate) async fn try_execute(&self, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "SET search_path TO {}; {sql}",
+            self.schema
+        )))
+        .execute(&self.admin)
+        .await
+        .map(drop)
+    }
+
     /// Drops the schema and everything in it.
     pub(crate) async fn finish(self) {
         sqlx::query(AssertSqlSafe(format!(
@@ -135,8 +146,26 @@ impl TestDb {
     }
 }
 
-/// Drops test schemas an hour old or older: what a killed run left behind.
+/// Drops test schemas an hour old or older, and roles of test schemas that are gone: what a
+/// killed run left behind.
 async fn drop_stale_schemas(admin: &PgPool) {
+    let orphaned_roles: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'pstest\\_%\\_writer' \
+         AND NOT EXISTS (SELECT 1 FROM pg_namespace \
+                         WHERE nspname = left(rolname, length(rolname) - length('_writer')))",
+    )
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    for role in orphaned_roles {
+        // Another run may drop it at the same moment; that is fine.
+        let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP OWNED BY {role}; DROP ROLE {role}"
+        )))
+        .execute(admin)
+        .await;
+    }
+
     let stale: Vec<String> = sqlx::query_scalar(
         "SELECT n.nspname::text FROM pg_namespace n \
          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'created' \
