@@ -1,4 +1,10 @@
-//! [`PgUserStore`]: the [`UserStore`] over a PostgreSQL pool.
+//! [`PgUserStore`]: the [`UserStore`] over a PostgreSQL pool, plus what an operator calls on
+//! it (migrations, the users-table helper, cleanup).
+//!
+//! Each trait method binds its arguments to one prepared statement from `statements.rs` and
+//! turns the row it gets back into the core's types. Ids that cannot belong to the configured
+//! key type are answered without asking the database (no such user), and every driver error
+//! becomes a [`StoreError`], which the service answers with 501.
 
 use std::sync::Arc;
 

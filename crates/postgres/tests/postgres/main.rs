@@ -9,5 +9,6 @@ mod support;
 mod cases;
 mod conformance;
 mod failures;
+mod indexes;
 mod round_trips;
 mod schema;
