@@ -81,7 +81,7 @@ async fn a_database_that_cannot_be_reached_answers_501() {
         .unwrap()
         .port();
     let unreachable = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_secs(2))
+        .acquire_timeout(Duration::from_millis(500))
         .connect_lazy_with(fixture.db.options().port(closed_port));
     let store = PgUserStore::new(unreachable, &fixture.config).unwrap();
     let mailer = Arc::new(RecordingMailer::new());
