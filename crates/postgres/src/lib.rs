@@ -55,8 +55,9 @@
 //! any code writes a non-empty password hash, so a link from before a password was set stays
 //! dead even if that password is cleared later; see
 //! [`PgStoreConfig::drop_links_on_password_write`] to do without it.
-//! Names are validated plain identifiers and always quoted. A NULL email reads as empty, which
-//! no mailer accepts: such a user's request fails with 501 and leaves nothing behind.
+//! Names are validated plain identifiers and always quoted. A NULL email reads as an empty
+//! address: a mailer that checks addresses refuses it, the request answers 501, and the link
+//! is taken back.
 //!
 //! The database role needs `SELECT` and `UPDATE` on the users table (the update writes only
 //! the hash column; the row locks described below need the privilege too). For
@@ -93,8 +94,8 @@
 //!
 //! # Concurrency
 //!
-//! Every write is a single conditional statement; see the `statements` module for how each
-//! one holds under READ COMMITTED. In short: requests write the pending row only under the
+//! Every write is a single conditional statement; the comments in `src/statements.rs` say how
+//! each one holds under READ COMMITTED. In short: requests write the pending row only under the
 //! revision they read and only while a share lock on the user's row shows no password; a
 //! confirm locks the user's row, consumes the token only if it is still the outstanding one,
 //! and stores the hash in the same statement. Timestamps are stored to the microsecond,
@@ -104,7 +105,19 @@
 //!
 //! Rows stay after a link expires or is used, because the mail history in them feeds the
 //! daily cap. [`PgUserStore::purge_expired`] deletes those that can no longer matter; call it
-//! from any scheduler (hourly is plenty). It is one `DELETE` backed by an index.
+//! from any scheduler (hourly is plenty) with the policy your service runs with. It is one
+//! `DELETE` backed by an index.
+//!
+//! ```no_run
+//! # async fn hourly(
+//! #     store: password_setup_postgres::PgUserStore,
+//! #     service: password_setup_core::PasswordSetup,
+//! #     clock: &dyn password_setup_core::Clock,
+//! # ) -> Result<(), password_setup_postgres::Error> {
+//! let deleted = store.purge_expired(clock.now(), service.policy()).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod config;
 mod error;
