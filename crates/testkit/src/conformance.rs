@@ -4,13 +4,54 @@
 //!
 //! An adapter's tests implement [`StoreFixture`] (create users, write a password the way the
 //! backend's other flows would, open another independent store over the same data) and call
-//! [`run`] on a multi-thread tokio runtime:
+//! [`run`] on a multi-thread tokio runtime. Over the in-memory store that looks like this:
 //!
-//! ```ignore
-//! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-//! async fn my_store_conforms() {
-//!     password_setup_testkit::conformance::run(Arc::new(MyFixture::new().await)).await;
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! use async_trait::async_trait;
+//! use password_setup_core::{EmailAddress, PasswordHash, UserId, UserStore};
+//! use password_setup_memory::MemoryUserStore;
+//! use password_setup_testkit::conformance::{self, InitialHash, StoreFixture};
+//!
+//! #[derive(Default)]
+//! struct Fixture {
+//!     store: Arc<MemoryUserStore>,
+//!     next_id: AtomicU64,
 //! }
+//!
+//! #[async_trait]
+//! impl StoreFixture for Fixture {
+//!     async fn store(&self) -> Arc<dyn UserStore> {
+//!         // A database store would open a new pool here.
+//!         self.store.clone()
+//!     }
+//!
+//!     async fn create_user(&self, email: &str, hash: InitialHash) -> UserId {
+//!         let id = UserId::new(self.next_id.fetch_add(1, Ordering::Relaxed).to_string());
+//!         let hash = match hash {
+//!             InitialHash::Null => None,
+//!             InitialHash::Empty => Some(PasswordHash::from_phc("")),
+//!             InitialHash::Set(hash) => Some(hash),
+//!         };
+//!         self.store.insert_user_with_hash(id.clone(), EmailAddress::new(email), hash);
+//!         id
+//!     }
+//!
+//!     async fn set_password_elsewhere(&self, user: &UserId, hash: &PasswordHash) {
+//!         self.store.set_password_hash(user, hash.clone());
+//!     }
+//!
+//!     async fn stored_hash(&self, user: &UserId) -> Option<String> {
+//!         self.store.password_hash(user).map(|hash| hash.as_phc().to_owned())
+//!     }
+//! }
+//!
+//! // In a test: #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+//! # tokio::runtime::Builder::new_multi_thread().enable_time().build().unwrap().block_on(async {
+//! conformance::run(Arc::new(Fixture::default())).await;
+//! # });
 //! ```
 //!
 //! Every check runs, each in its own task with its own users and clock; afterwards `run`
