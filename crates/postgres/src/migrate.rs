@@ -162,8 +162,8 @@ pub(crate) async fn run(pool: &PgPool, names: &ValidNames) -> Result<()> {
 /// The trigger function runs with the rights of the role that migrated, since the code that
 /// writes passwords may have none on the pending table; its search path is pinned and every
 /// name in it is schema-qualified from the catalog, as a `SECURITY DEFINER` function needs.
-/// An existing trigger is left in place, so that starting an instance does not lock the users
-/// table against writes.
+/// A trigger that already watches the configured hash column is left in place, so that
+/// starting an instance does not lock the users table against writes.
 ///
 /// [`PgStoreConfig::drop_links_on_password_write`]: crate::PgStoreConfig::drop_links_on_password_write
 async fn sync_password_trigger(tx: &mut PgConnection, names: &ValidNames) -> Result<()> {
@@ -177,16 +177,21 @@ async fn sync_password_trigger(tx: &mut PgConnection, names: &ValidNames) -> Res
     .fetch_one(&mut *tx)
     .await?;
     let function = format!("{schema}.{trigger}");
-    let installed: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)",
+    // Whether the trigger exists, and whether it watches the configured hash column.
+    let installed: Option<bool> = sqlx::query_scalar(
+        "SELECT t.tgattr::int2[] = ARRAY[a.attnum] FROM pg_trigger t \
+         LEFT JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attname = $3 \
+         WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2",
     )
     .bind(&users)
     .bind(trigger.trim_matches('"'))
-    .fetch_one(&mut *tx)
-    .await?;
+    .bind(names.password_hash.trim_matches('"'))
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|watches_hash: Option<bool>| watches_hash.unwrap_or(false));
 
     if !names.drop_links_on_password_write {
-        if installed {
+        if installed.is_some() {
             sqlx::raw_sql(AssertSqlSafe(format!(
                 "DROP TRIGGER {trigger} ON {users}; DROP FUNCTION IF EXISTS {function}()"
             )))
@@ -213,7 +218,12 @@ async fn sync_password_trigger(tx: &mut PgConnection, names: &ValidNames) -> Res
     )))
     .execute(&mut *tx)
     .await?;
-    if !installed {
+    if installed == Some(false) {
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP TRIGGER {trigger} ON {users}")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    if installed != Some(true) {
         sqlx::raw_sql(AssertSqlSafe(format!(
             "CREATE TRIGGER {trigger} AFTER UPDATE OF {hash} ON {users} FOR EACH ROW \
              WHEN (coalesce(NEW.{hash}::text, '') <> '' \

@@ -313,3 +313,40 @@ async fn the_trigger_works_for_writers_without_rights_on_the_pending_table() {
     drop(store);
     fixture.finish().await;
 }
+
+#[tokio::test]
+async fn the_trigger_follows_a_change_of_the_hash_column() {
+    let db = TestDb::new().await;
+    db.execute(
+        "CREATE TABLE people (id text PRIMARY KEY, email text NOT NULL, \
+         old_hash text, new_hash text); \
+         INSERT INTO people VALUES ('p1', 'p1@example.test', NULL, NULL)",
+    )
+    .await;
+    let pool = db.pool().await;
+    let people = PgStoreConfig::new().users_table("people");
+    let old = PgUserStore::new(
+        pool.clone(),
+        &people.clone().password_hash_column("old_hash"),
+    )
+    .unwrap();
+    old.migrate().await.unwrap();
+    let new = PgUserStore::new(pool.clone(), &people.password_hash_column("new_hash")).unwrap();
+    new.migrate().await.unwrap();
+
+    let user = UserId::new("p1");
+    issue(&new, &user, 0x31, Harness::START).await;
+    db.execute("UPDATE people SET new_hash = 'x' WHERE id = 'p1'")
+        .await;
+    let pending: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT token_digest FROM password_setup_pending WHERE user_id = 'p1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        pending, None,
+        "a write to the newly configured column drops the link"
+    );
+    pool.close().await;
+    db.finish().await;
+}
