@@ -122,14 +122,37 @@ async fn victim_pool(fixture: &PgFixture, name: &str, statement_timeout_ms: Opti
         .unwrap()
 }
 
+/// Kills the backends of the connections named `application_name` and waits until they are
+/// gone; returns how many there were.
 async fn terminate(fixture: &PgFixture, application_name: &str) -> i64 {
-    sqlx::query_scalar(
+    let killed = sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
     )
     .bind(application_name)
     .fetch_one(&fixture.db.admin)
     .await
-    .unwrap()
+    .unwrap();
+    for _ in 0..250 {
+        let alive: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(application_name)
+                .fetch_one(&fixture.db.admin)
+                .await
+                .unwrap();
+        if alive == 0 {
+            return killed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the terminated backends of {application_name} did not go away");
+}
+
+/// Waits until the pool holds its connection idle: sqlx checks a connection in the background
+/// when it is released, and a check that runs after the kill would replace it quietly.
+async fn wait_until_idle(pool: &PgPool) {
+    while pool.num_idle() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -142,6 +165,7 @@ async fn a_killed_connection_answers_501_and_writes_nothing() {
     let victim = service(Arc::new(store), Arc::new(RecordingMailer::new()));
     // Inside the cooldown: this only warms the connection up; the mailed link stays current.
     victim.request_for(&user).await.unwrap();
+    wait_until_idle(&pool).await;
 
     assert_eq!(
         terminate(&fixture, &name).await,

@@ -101,10 +101,11 @@ impl TestDb {
         self.options.clone()
     }
 
-    /// A new pool of its own, on this test's schema.
+    /// A new pool of its own, on this test's schema. Small, because tests share the server's
+    /// connection limit with each other, and the widest race needs four connections per pool.
     pub(crate) async fn pool(&self) -> PgPool {
         PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(5)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(self.options())
             .await
