@@ -9,6 +9,7 @@
 //! | `http` | `http` | framework-neutral routes, the set-password page, off-executor hashing |
 //! | `jwt` | `jwt` | identity provider for HS256 JSON Web Tokens |
 //! | `smtp` | `smtp` | SMTP mailer with English and German templates (lettre, rustls) |
+//! | `postgres` | `postgres` | PostgreSQL user store (sqlx) over an existing users table |
 //!
 //! Start with [`PasswordSetup::builder`].
 
@@ -21,6 +22,10 @@ pub use password_setup_memory as memory;
 /// SMTP mailer.
 #[cfg(feature = "smtp")]
 pub use password_setup_smtp as smtp;
+
+/// PostgreSQL user store.
+#[cfg(feature = "postgres")]
+pub use password_setup_postgres as postgres;
 
 /// Framework-neutral HTTP endpoints.
 #[cfg(feature = "http")]

@@ -8,8 +8,11 @@
 //!   receives, for end-to-end tests of mail delivery.
 //! - [`Harness`]: a service wired to in-memory adapters, a manual clock and cheap hashing, with
 //!   helpers to add users and read the links that were mailed.
+//! - [`conformance`]: the suite every [`UserStore`](password_setup_core::UserStore)
+//!   implementation runs against the store contract.
 
 mod clock;
+pub mod conformance;
 mod harness;
 mod hasher;
 pub mod mocks;
