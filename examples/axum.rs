@@ -140,7 +140,9 @@ async fn main() {
     let bound = listener
         .local_addr()
         .unwrap_or_else(|error| support::exit_with(&error.to_string()));
-    let app = support::build(&settings, bound).unwrap_or_else(|error| support::exit_with(&error));
+    let app = support::build(&settings, bound)
+        .await
+        .unwrap_or_else(|error| support::exit_with(&error));
     support::print_banner("axum", bound, &app);
 
     let router = with_request_ids(routes(app.endpoints.clone()));
