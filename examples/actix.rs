@@ -141,23 +141,27 @@ fn main() {
     let bound = listener
         .local_addr()
         .unwrap_or_else(|error| support::exit_with(&error.to_string()));
-    let app = support::build(&settings, bound).unwrap_or_else(|error| support::exit_with(&error));
-    let endpoints: Endpoints = web::Data::from(Arc::clone(&app.endpoints));
-
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(endpoints.clone())
-            .configure(routes)
-            .default_service(web::to(not_found))
-            .wrap(from_fn(with_request_id))
-    })
-    .listen(listener)
-    .unwrap_or_else(|error| support::exit_with(&format!("LISTEN_ADDR={bound}: {error}")));
-    support::print_banner("actix-web", bound, &app);
 
     // actix-web stops gracefully on SIGINT and SIGTERM: it stops accepting, then lets requests
     // in flight finish.
-    if let Err(error) = actix_web::rt::System::new().block_on(server.run()) {
+    let served = actix_web::rt::System::new().block_on(async move {
+        let app = support::build(&settings, bound)
+            .await
+            .unwrap_or_else(|error| support::exit_with(&error));
+        let endpoints: Endpoints = web::Data::from(Arc::clone(&app.endpoints));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(endpoints.clone())
+                .configure(routes)
+                .default_service(web::to(not_found))
+                .wrap(from_fn(with_request_id))
+        })
+        .listen(listener)
+        .unwrap_or_else(|error| support::exit_with(&format!("LISTEN_ADDR={bound}: {error}")));
+        support::print_banner("actix-web", bound, &app);
+        server.run().await
+    });
+    if let Err(error) = served {
         support::exit_with(&format!("server failed: {error}"));
     }
 }

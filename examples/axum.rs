@@ -156,7 +156,9 @@ async fn main() {
     let bound = listener
         .local_addr()
         .unwrap_or_else(|error| support::exit_with(&error.to_string()));
-    let app = support::build(&settings, bound).unwrap_or_else(|error| support::exit_with(&error));
+    let app = support::build(&settings, bound)
+        .await
+        .unwrap_or_else(|error| support::exit_with(&error));
     support::print_banner("axum", bound, &app);
 
     let mut routes = routes(app.endpoints.clone());

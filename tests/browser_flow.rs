@@ -152,12 +152,67 @@ fn link_in_email(raw: &[u8], base: &str) -> String {
         .to_owned()
 }
 
+/// A database of its own for one test, on the server `DATABASE_URL` names.
+struct FreshDatabase {
+    admin: sqlx::PgPool,
+    name: String,
+    url: String,
+}
+
+impl FreshDatabase {
+    async fn create() -> Option<Self> {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let admin = match sqlx::PgPool::connect(&admin_url).await {
+            Ok(pool) => pool,
+            Err(error) => {
+                let message = format!("PostgreSQL at {admin_url} does not answer: {error}");
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+                eprintln!("\n!!! SKIPPED: {message}\n");
+                return None;
+            }
+        };
+        let name = format!(
+            "password_setup_e2e_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::UNIX_EPOCH
+                .elapsed()
+                .unwrap()
+                .as_nanos()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        Some(Self {
+            admin,
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    async fn drop_database(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await
+        .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_real_flow_over_smtp_in_headless_chromium() {
+async fn the_real_flow_over_postgres_and_smtp_in_headless_chromium() {
     let Some(driver) = ChromeDriver::start() else {
         return;
     };
     let Some(sink) = MailSink::start(SinkMode::Accept) else {
+        return;
+    };
+    let Some(database) = FreshDatabase::create().await else {
         return;
     };
     let seed = seed_file(r#"[{"id": "frank", "email": "frank@example.test"}]"#);
@@ -165,6 +220,7 @@ async fn the_real_flow_over_smtp_in_headless_chromium() {
         "axum",
         &[
             ("SEED_USERS", seed.to_str().unwrap()),
+            ("DATABASE_URL", &database.url),
             ("SMTP_URL", &sink.url()),
             ("MAIL_FROM", "Accounts <accounts@example.test>"),
         ],
@@ -192,6 +248,19 @@ async fn the_real_flow_over_smtp_in_headless_chromium() {
     fill_and_submit(&browser, "another long phrase").await;
     wait_for_heading(&browser, "This link is not valid").await;
     browser.quit().await.unwrap();
+
+    // The password landed in the users table as an Argon2id hash.
+    let users = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let hash: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'frank'")
+            .fetch_one(&users)
+            .await
+            .unwrap();
+    let hash = password_setup::PasswordHash::from_phc(hash.unwrap());
+    assert!(password_setup::verify_password("frank's long passphrase", &hash).unwrap());
+    users.close().await;
+    drop(server);
+    database.drop_database().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

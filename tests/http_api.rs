@@ -464,6 +464,12 @@ fn errors_are_logged_with_their_id_and_the_request_id(example: &str) {
     }
 }
 
+fn stops_gracefully_on_sigterm(example: &str) {
+    let mut server = start(example, &[]);
+    assert_eq!(put_password(&server, Some("demo-token-alice")).status, 202);
+    assert!(server.terminate(), "the server exits cleanly on SIGTERM");
+}
+
 fn bad_configuration_stops_start_up(example: &str) {
     for (variable, value) in [
         ("SEED_USERS", "/nonexistent/seed.json"),
@@ -508,5 +514,6 @@ against_both_examples!(
     page_and_form,
     unknown_routes_and_methods,
     errors_are_logged_with_their_id_and_the_request_id,
+    stops_gracefully_on_sigterm,
     bad_configuration_stops_start_up,
 );

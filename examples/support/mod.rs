@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `LISTEN_ADDR` | address to listen on | `127.0.0.1:8080` |
 //! | `PUBLIC_BASE_URL` | base of the links in emails | `http://` and the bound address |
+//! | `DATABASE_URL` | keep users and links in PostgreSQL (migrations run at start) | in memory |
 //! | `SMTP_URL` | send emails through this server (lettre's URL format) | none |
 //! | `MAIL_FROM` | the emails' `From` (required with `SMTP_URL`) | none |
 //! | `MAILER` | `console` prints emails instead of sending them | `console` without `SMTP_URL` |
@@ -16,7 +17,8 @@
 //!
 //! With none of the storage, mail or identity variables set, the server runs the embedded
 //! demo: in-memory store, emails printed to the terminal, a demo user whose bearer token is
-//! printed at start-up.
+//! printed at start-up. With `DATABASE_URL`, several instances share one database and with it
+//! every link, cooldown and cap.
 
 #![allow(dead_code, reason = "each example uses the parts it needs")]
 
@@ -26,19 +28,22 @@ use std::sync::Arc;
 
 use password_setup::memory::{BearerTokenTable, ConsoleMailer, MemoryUserStore, SystemClock};
 use password_setup::{
-    EmailAddress, HashingParams, IdentityProvider, Mailer, PasswordSetup, SetupPolicy, UserId,
-    UserStore, hash_password, normalize_password,
+    Clock as _, EmailAddress, HashingParams, IdentityProvider, Mailer, PasswordHash, PasswordSetup,
+    SetupPolicy, UserId, UserStore, hash_password, normalize_password,
 };
 use password_setup_http::{BlockingHasher, SetupEndpoints};
 use password_setup_jwt::JwtIdentityProvider;
+use password_setup_postgres::{PgStoreConfig, PgUserStore};
 use password_setup_smtp::SmtpMailer;
 use serde::Deserialize;
+use sqlx::postgres::PgPoolOptions;
 use time::Duration;
 
 /// Everything read from the environment.
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) public_base_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     pub(crate) mail: MailSettings,
     pub(crate) seed_users: Option<PathBuf>,
     pub(crate) jwt_secret: Option<String>,
@@ -98,6 +103,7 @@ impl Settings {
         Ok(Self {
             listen,
             public_base_url,
+            database_url: var("DATABASE_URL"),
             mail,
             seed_users: var("SEED_USERS").map(PathBuf::from),
             jwt_secret: var("AUTH_JWT_SECRET"),
@@ -148,30 +154,93 @@ pub(crate) struct App {
     pub(crate) banner: Vec<String>,
 }
 
+/// Where users live: in memory, or in PostgreSQL.
+enum Users {
+    Memory(Arc<MemoryUserStore>),
+    Postgres(Arc<PgUserStore>),
+}
+
+impl Users {
+    async fn open(settings: &Settings) -> Result<Self, String> {
+        let Some(url) = &settings.database_url else {
+            return Ok(Self::Memory(Arc::new(MemoryUserStore::new())));
+        };
+        // Fail fast when the database is unreachable rather than hanging start-up.
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|error| format!("DATABASE_URL: {error}"))?;
+        let store = PgUserStore::new(pool, &PgStoreConfig::default())
+            .map_err(|error| format!("DATABASE_URL: {error}"))?;
+        store
+            .create_users_table()
+            .await
+            .map_err(|error| format!("DATABASE_URL: {error}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|error| format!("DATABASE_URL: migrations failed: {error}"))?;
+        Ok(Self::Postgres(Arc::new(store)))
+    }
+
+    /// Creates the user unless one with that id exists.
+    async fn seed(&self, user: &SeedUser, hash: Option<PasswordHash>) -> Result<(), String> {
+        match self {
+            Self::Memory(store) => {
+                let id = UserId::new(&user.id);
+                if store.state(&id).is_none() {
+                    store.insert_user_with_hash(id, EmailAddress::new(&user.email), hash);
+                }
+                Ok(())
+            }
+            Self::Postgres(store) => sqlx::query(
+                "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(hash.as_ref().map(PasswordHash::as_phc))
+            .execute(store.pool())
+            .await
+            .map(drop)
+            .map_err(|error| format!("seeding {}: {error}", user.id)),
+        }
+    }
+
+    fn store(&self) -> Arc<dyn UserStore> {
+        match self {
+            Self::Memory(store) => store.clone(),
+            Self::Postgres(store) => store.clone(),
+        }
+    }
+}
+
 /// Builds the service the settings describe, for a server bound to `bound`.
 ///
 /// # Errors
 /// One line saying what could not be set up.
-pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, String> {
+pub(crate) async fn build(settings: &Settings, bound: SocketAddr) -> Result<App, String> {
     let mut banner = Vec::new();
     let public_base_url = settings
         .public_base_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
-    let store = Arc::new(MemoryUserStore::new());
+    let users = Users::open(settings).await?;
     let identity = Arc::new(BearerTokenTable::new());
 
     let seed = match &settings.seed_users {
         Some(path) => read_seed(path)?,
-        None => vec![SeedUser {
+        None if settings.database_url.is_none() => vec![SeedUser {
             id: "demo".to_owned(),
             email: "demo@example.test".to_owned(),
             has_password: false,
             linked_identity: true,
         }],
+        None => Vec::new(),
     };
-    for user in seed {
-        let id = UserId::new(&user.id);
+    for user in &seed {
         let hash = if user.has_password {
             // Seeded users "with a password" get one nobody knows.
             let secret: String = (0..4).map(|_| rand_word()).collect();
@@ -182,8 +251,9 @@ pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, Strin
         } else {
             None
         };
-        store.insert_user_with_hash(id.clone(), EmailAddress::new(&user.email), hash);
+        users.seed(user, hash).await?;
         if settings.jwt_secret.is_none() {
+            let id = UserId::new(&user.id);
             if user.linked_identity {
                 identity.insert(demo_token(&user.id), id);
             } else {
@@ -213,7 +283,6 @@ pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, Strin
             )
         }
     };
-    let store: Arc<dyn UserStore> = store;
     let clock = Arc::new(SystemClock);
     let identity: Arc<dyn IdentityProvider> = match &settings.jwt_secret {
         Some(secret) => {
@@ -225,11 +294,21 @@ pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, Strin
         }
         None => identity,
     };
+    let demo = matches!(users, Users::Memory(_)) && matches!(settings.mail, MailSettings::Console);
+    banner.insert(
+        0,
+        match (&users, demo) {
+            (Users::Memory(_), true) => "DEMO set-up: in-memory store, data is lost at exit",
+            (Users::Memory(_), false) => "in-memory store, data is lost at exit",
+            (Users::Postgres(_), _) => "users and links in PostgreSQL (DATABASE_URL)",
+        }
+        .to_owned(),
+    );
 
     let hasher =
         BlockingHasher::per_cpu(HashingParams::OWASP).map_err(|error| error.to_string())?;
     let service = PasswordSetup::builder()
-        .store(store)
+        .store(users.store())
         .mailer(mailer)
         .identity_provider(identity)
         .clock(clock)
@@ -239,11 +318,28 @@ pub(crate) fn build(settings: &Settings, bound: SocketAddr) -> Result<App, Strin
         .build()
         .map_err(|error| error.to_string())?;
 
+    if let Users::Postgres(store) = &users {
+        spawn_purge(store.clone(), settings.policy);
+    }
     Ok(App {
         endpoints: Arc::new(SetupEndpoints::new(service)),
         public_base_url,
         banner,
     })
+}
+
+/// Deletes pending rows that no longer matter, once an hour. Skipping a run is harmless.
+fn spawn_purge(store: Arc<PgUserStore>, policy: SetupPolicy) {
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            match store.purge_expired(SystemClock.now(), &policy).await {
+                Ok(deleted) => tracing::info!(deleted, "purged expired setup links"),
+                Err(error) => tracing::warn!(%error, "purging expired setup links failed"),
+            }
+        }
+    });
 }
 
 fn rand_word() -> String {
@@ -266,7 +362,6 @@ pub(crate) fn init_tracing() {
 pub(crate) fn print_banner(framework: &str, bound: SocketAddr, app: &App) {
     println!("password-setup {framework} example listening on http://{bound}");
     println!("links point to {}/set-password", app.public_base_url);
-    println!("DEMO set-up: in-memory store, data is lost at exit");
     for line in &app.banner {
         println!("  {line}");
     }
