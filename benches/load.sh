@@ -11,8 +11,10 @@
 #   postgres the put phase against PostgreSQL, beside pgbench running the store's statements
 #   growth   the PostgreSQL request path with 10 thousand and with 1 million users
 #
-# Needs: wrk (Debian package `wrk`), cargo; for postgres and growth also psql, pgbench and
-# DATABASE_URL (a database this script may fill; it creates and drops its own tables).
+# Needs: wrk (Debian package `wrk`), cargo; for postgres and growth also psql and pgbench, and
+# LOAD_PG_URL, a PostgreSQL server URL without a database name (default
+# postgres://postgres@127.0.0.1:5432); the script creates the database password_setup_load
+# there and drops it on exit.
 # Everything it starts listens on loopback and is stopped on exit. The load generator and
 # the server share the machine, so every figure includes the generator's share of the CPUs.
 #
@@ -34,12 +36,20 @@ phases=${LOAD_PHASES:-put confirm memory postgres growth}
 server_bin=$repo/target/release/examples/axum
 lua=$repo/benches/load
 
+pg_server=${LOAD_PG_URL:-postgres://postgres@127.0.0.1:5432}
+pg_database=password_setup_load
+pg_url=$pg_server/$pg_database
+
 work=$(mktemp -d)
 server_pid=
 server_port=
+database_made=
 
 cleanup() {
     stop_server
+    if [[ -n "$database_made" ]]; then
+        psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_database" >/dev/null 2>&1 || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -55,10 +65,12 @@ stop_server() {
     fi
 }
 
-# seed_users FILE COUNT: users u0 .. u<COUNT-1> without a password.
+# seed_users FILE COUNT [PREFIX [STEP]]: users PREFIX0, PREFIX<STEP>, ... (COUNT of them)
+# without a password.
 seed_users() {
-    seq 0 $(($2 - 1)) | awk 'BEGIN { printf "[" }
-        { printf "%s{\"id\":\"u%d\",\"email\":\"u%d@example.test\"}", (NR > 1 ? "," : ""), $1, $1 }
+    seq 0 $(($2 - 1)) | awk -v prefix="${3-u}" -v step="${4:-1}" 'BEGIN { printf "[" }
+        { id = prefix ($1 * step)
+          printf "%s{\"id\":\"%s\",\"email\":\"%s@example.test\"}", (NR > 1 ? "," : ""), id, id }
         END { print "]" }' >"$1"
 }
 
@@ -81,7 +93,13 @@ start_server() {
         waited=$((waited + 1))
     done
     # It binds before seeding, so wait for the banner's last line before loading it.
-    until grep -q "emails are printed here" "$work/$name.out"; do sleep 0.1; done
+    until grep -q "emails are printed here" "$work/$name.out"; do
+        kill -0 "$server_pid" 2>/dev/null || {
+            cat "$work/$name.err" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
     server_port=$(head -1 "$work/$name.out" | sed 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/')
 }
 
@@ -234,6 +252,128 @@ phase_memory() {
     stop_server
 }
 
+sql() { psql -qtA -v ON_ERROR_STOP=1 "$pg_url" "$@"; }
+
+# fresh_database USERS PENDING: a new database whose schema the server creates, with users
+# 0 .. USERS-1 (ids are plain numbers) and, for users 0 .. PENDING-1, a link sent two minutes
+# ago, as other users' outstanding links would be.
+fresh_database() {
+    psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_database" >/dev/null
+    psql -q "$pg_server/postgres" -c "CREATE DATABASE $pg_database" >/dev/null
+    database_made=1
+    seed_users "$work/none.json" 1 "" 1
+    start_server schema DATABASE_URL="$pg_url" SEED_USERS="$work/none.json"
+    stop_server
+    sql -c "INSERT INTO users (id, email) SELECT g::text, g || '@example.test'
+            FROM generate_series(0, $1 - 1) g ON CONFLICT DO NOTHING"
+    sql -c "INSERT INTO password_setup_pending
+                (user_id, token_digest, issued_at, expires_at, sent_at, revision)
+            SELECT g::text, sha256(g::text::bytea), now() - interval '2 minutes',
+                   now() + interval '1 day', ARRAY[now() - interval '2 minutes'], 1
+            FROM generate_series(0, $2 - 1) g"
+    sql -c "VACUUM ANALYZE"
+}
+
+# pgbench_fresh FIRST SECONDS: transactions per second of request.sql from user FIRST on.
+pgbench_fresh() {
+    pgbench -n -M prepared -c "$connections" -j 1 -T "$2" -f "$lua/request.sql" \
+        -D first="$1" -D clients="$connections" -D k=0 "$pg_url" >"$work/pgbench.txt" 2>&1 || {
+        cat "$work/pgbench.txt" >&2
+        exit 1
+    }
+    local tps processed
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.txt")
+    processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' \
+        "$work/pgbench.txt")
+    echo "tps=$tps transactions=$processed"
+}
+
+# PUT /user/password with PostgreSQL behind it, beside the baseline handler and beside
+# pgbench running the store's statements for the same kind of request, at the same
+# concurrency (LOAD_CONNECTIONS, 16 by default here: the example's pool size).
+phase_postgres() {
+    local connections=${LOAD_CONNECTIONS:-16}
+    local per_round=$((duration * 6000))
+    local users=$((rounds * 2 * per_round + 40000))
+    # Users 0 .. 19999 have links already, so the pending table has rows and statistics
+    # before the measured requests start inserting.
+    fresh_database "$users" 20000
+    # The server needs demo tokens only for the users its rows use: the even blocks.
+    : >"$work/ids.txt"
+    for round in $(seq 0 $((rounds - 1))); do
+        seq $((40000 + 2 * round * per_round)) $((40000 + (2 * round + 1) * per_round - 1)) >>"$work/ids.txt"
+    done
+    seq 0 19999 >>"$work/ids.txt"
+    awk 'BEGIN { printf "[" }
+        { printf "%s{\"id\":\"%s\",\"email\":\"%s@example.test\"}", (NR > 1 ? "," : ""), $1, $1 }
+        END { print "]" }' "$work/ids.txt" >"$work/seed.json"
+    start_server put-postgres DATABASE_URL="$pg_url" SEED_USERS="$work/seed.json" \
+        RESEND_COOLDOWN_SECS=3600
+    say ""
+    say "-- postgres: PUT /user/password, $users users in PostgreSQL $(sql -c 'SHOW server_version')," \
+        "$connections connections (wrk and pgbench)"
+
+    load put.lua /bench/baseline 2 "$connections" USER_PREFIX= USER_COUNT=20000 >/dev/null
+    load put.lua /user/password 2 "$connections" USER_PREFIX= USER_COUNT=20000 >/dev/null
+    pgbench_fresh 20000 2 >/dev/null
+
+    local base_rps=() fresh_rps=() bench_tps=()
+    for round in $(seq 0 $((rounds - 1))); do
+        local first=$((40000 + 2 * round * per_round)) base fresh bench
+        base=$(load put.lua /bench/baseline "$duration" "$connections" USER_PREFIX= USER_COUNT=20000)
+        fresh=$(load put.lua /user/password "$duration" "$connections" USER_PREFIX= \
+            FIRST_USER="$first" USER_COUNT="$per_round")
+        if grep -q 'users reused: [1-9]' "$work/wrk.txt"; then
+            say "   warning: the fresh row ran out of new users and repeated some"
+        fi
+        bench=$(pgbench_fresh $((first + per_round)) "$duration")
+        say "   round $((round + 1)) baseline: $base"
+        say "   round $((round + 1)) fresh:    $fresh"
+        say "   round $((round + 1)) pgbench:  $bench"
+        base_rps+=("$(field rps "$base")")
+        fresh_rps+=("$(field rps "$fresh")")
+        bench_tps+=("$(field tps "$bench")")
+    done
+    local base fresh bench
+    base=$(median <<<"${base_rps[*]}")
+    fresh=$(median <<<"${fresh_rps[*]}")
+    bench=$(median <<<"${bench_tps[*]}")
+    say "   median: baseline $base req/s, fresh $fresh req/s ($(ratio "$fresh" "$base") of" \
+        "baseline), pgbench $bench tps: fresh = $(ratio "$fresh" "$bench") of pgbench"
+    stop_server
+}
+
+# The request path (every request issues a link: no cooldown) over 10,000 users spread
+# evenly across tables of 10 thousand and of 1 million users, each with a pending row.
+phase_growth() {
+    local connections=${LOAD_CONNECTIONS:-16}
+    local size rps_by_size=()
+    say ""
+    say "-- growth: PUT /user/password issuing a link every time, 10000 users spread over the table"
+    for size in 10000 1000000; do
+        fresh_database "$size" "$size"
+        local step=$((size / 10000))
+        seed_users "$work/seed.json" 10000 "" "$step"
+        start_server "growth-$size" DATABASE_URL="$pg_url" SEED_USERS="$work/seed.json" \
+            RESEND_COOLDOWN_SECS=0 DAILY_EMAIL_CAP=100000
+        load put.lua /user/password 3 "$connections" USER_PREFIX= USER_STEP="$step" \
+            USER_COUNT=10000 >/dev/null
+        local rps=()
+        for round in $(seq 1 "$rounds"); do
+            local row
+            row=$(load put.lua /user/password "$duration" "$connections" USER_PREFIX= \
+                USER_STEP="$step" USER_COUNT=10000)
+            say "   $size users, round $round: $row"
+            rps+=("$(field rps "$row")")
+        done
+        rps_by_size+=("$(median <<<"${rps[*]}")")
+        say "   $size users: $(sql -c "SELECT pg_size_pretty(pg_database_size('$pg_database'))")" \
+            "database, median ${rps_by_size[-1]} req/s"
+        stop_server
+    done
+    say "   1M / 10k = $(ratio "${rps_by_size[1]}" "${rps_by_size[0]}")"
+}
+
 main() {
     command -v wrk >/dev/null || {
         echo "wrk is missing: apt-get install wrk" >&2
@@ -249,7 +389,8 @@ main() {
         put) phase_put put-memory ;;
         confirm) phase_confirm ;;
         memory) phase_memory ;;
-        postgres | growth) say "" && say "-- $phase: not available yet (needs DATABASE_URL wiring)" ;;
+        postgres) phase_postgres ;;
+        growth) phase_growth ;;
         *) echo "unknown phase $phase" >&2 && exit 2 ;;
         esac
     done

@@ -1,11 +1,13 @@
--- wrk script: PUT to LOAD_PATH as seeded users u<FIRST_USER> .. u<FIRST_USER+USER_COUNT-1>,
--- each request with the next user's demo bearer token, threads interleaved. With more users
--- than requests, every request is some user's first; once the users are used up it starts
--- over, and done() says how often that happened.
+-- wrk script: PUT to LOAD_PATH as USER_COUNT seeded users, the n-th of them with the id
+-- USER_PREFIX .. (FIRST_USER + n * USER_STEP), each request with the next user's demo bearer
+-- token, threads interleaved. With more users than requests, every request is some user's
+-- first; once the users are used up it starts over, and done() says how often that happened.
 
 local path = os.getenv("LOAD_PATH") or "/user/password"
 local first_user = tonumber(os.getenv("FIRST_USER") or "0")
 local user_count = tonumber(os.getenv("USER_COUNT"))
+local user_step = tonumber(os.getenv("USER_STEP") or "1")
+local user_prefix = os.getenv("USER_PREFIX") or "u"
 local threads = {}
 
 function setup(thread)
@@ -24,9 +26,9 @@ function request()
     next_index = next_index % user_count
     wraps = wraps + 1
   end
-  local user = first_user + next_index
+  local user = string.format("%s%d", user_prefix, first_user + next_index * user_step)
   next_index = next_index + stride
-  return wrk.format("PUT", path, { Authorization = "Bearer demo-token-u" .. user }, "")
+  return wrk.format("PUT", path, { Authorization = "Bearer demo-token-" .. user }, "")
 end
 
 function done(summary, latency, requests)
