@@ -5,6 +5,7 @@
 # Phases (LOAD_PHASES, default: all that can run here):
 #   put      PUT /user/password (fresh requests, and repeats inside the cooldown) beside a
 #            handler in the same server that does none of the library's work
+#   put-quiet the same with LOG_LEVEL=warn, to show what the per-request log line costs
 #   confirm  confirms per second beside the bare Argon2id rate, and PUT latency while
 #            confirms keep the hashing pool busy
 #   memory   peak resident memory under 1,000 concurrent confirms
@@ -32,25 +33,29 @@ connections=${LOAD_CONNECTIONS:-32}
 threads=${LOAD_THREADS:-1}
 rounds=${LOAD_ROUNDS:-3}
 results=${LOAD_RESULTS:-$repo/target/load-results.txt}
-phases=${LOAD_PHASES:-put confirm memory postgres growth}
+phases=${LOAD_PHASES:-put put-quiet confirm memory postgres growth}
 server_bin=$repo/target/release/examples/axum
 lua=$repo/benches/load
 
 pg_server=${LOAD_PG_URL:-postgres://postgres@127.0.0.1:5432}
 pg_database=password_setup_load
 pg_url=$pg_server/$pg_database
+pg_databases=()
 
 work=$(mktemp -d)
 server_pid=
 server_port=
-database_made=
+extra_pids=()
 
 cleanup() {
     stop_server
-    if [[ -n "$database_made" ]]; then
-        psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_database" >/dev/null 2>&1 || true
-    fi
-    rm -rf "$work"
+    for pid in "${extra_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for database in "${pg_databases[@]}"; do
+        psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+    done
+    if [[ -z "${LOAD_KEEP_WORK:-}" ]]; then rm -rf "$work"; else echo "kept $work" >&2; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -79,6 +84,7 @@ seed_users() {
 start_server() {
     local name=$1
     shift
+    : >"$work/$name.out"
     env LISTEN_ADDR=127.0.0.1:0 BENCH_BASELINE_ROUTE=1 "$@" \
         "$server_bin" >"$work/$name.out" 2>"$work/$name.err" &
     server_pid=$!
@@ -149,7 +155,7 @@ phase_put() {
     # Users u0 .. u19999 get their first link now; the repeat rows reuse them.
     load put.lua /user/password 2 "$connections" USER_COUNT=20000 >/dev/null
 
-    local base_rps=() fresh_rps=() repeat_rps=() first=20000
+    local base_rps=() fresh_rps=() repeat_rps=() fresh_ratios=() repeat_ratios=() first=20000
     for round in $(seq 1 "$rounds"); do
         local base fresh repeat
         base=$(load put.lua /bench/baseline "$duration" "$connections" USER_COUNT=20000)
@@ -166,14 +172,14 @@ phase_put() {
         base_rps+=("$(field rps "$base")")
         fresh_rps+=("$(field rps "$fresh")")
         repeat_rps+=("$(field rps "$repeat")")
+        fresh_ratios+=("$(ratio "$(field rps "$fresh")" "$(field rps "$base")")")
+        repeat_ratios+=("$(ratio "$(field rps "$repeat")" "$(field rps "$base")")")
     done
 
-    local base fresh repeat
-    base=$(median <<<"${base_rps[*]}")
-    fresh=$(median <<<"${fresh_rps[*]}")
-    repeat=$(median <<<"${repeat_rps[*]}")
-    say "   median req/s: baseline $base, fresh $fresh ($(ratio "$fresh" "$base") of baseline)," \
-        "repeat $repeat ($(ratio "$repeat" "$base") of baseline)"
+    say "   median req/s: baseline $(median <<<"${base_rps[*]}")," \
+        "fresh $(median <<<"${fresh_rps[*]}"), repeat $(median <<<"${repeat_rps[*]}")"
+    say "   median of the rounds' ratios to their baseline: fresh" \
+        "$(median <<<"${fresh_ratios[*]}"), repeat $(median <<<"${repeat_ratios[*]}")"
     stop_server
 }
 
@@ -260,7 +266,7 @@ sql() { psql -qtA -v ON_ERROR_STOP=1 "$pg_url" "$@"; }
 fresh_database() {
     psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_database" >/dev/null
     psql -q "$pg_server/postgres" -c "CREATE DATABASE $pg_database" >/dev/null
-    database_made=1
+    pg_databases+=("$pg_database")
     seed_users "$work/none.json" 1 "" 1
     start_server schema DATABASE_URL="$pg_url" SEED_USERS="$work/none.json"
     stop_server
@@ -317,7 +323,7 @@ phase_postgres() {
     load put.lua /user/password 2 "$connections" USER_PREFIX= USER_COUNT=20000 >/dev/null
     pgbench_fresh 20000 2 >/dev/null
 
-    local base_rps=() fresh_rps=() bench_tps=()
+    local base_rps=() fresh_rps=() bench_tps=() to_base=() to_pgbench=()
     for round in $(seq 0 $((rounds - 1))); do
         local first=$((40000 + 2 * round * per_round)) base fresh bench
         base=$(load put.lua /bench/baseline "$duration" "$connections" USER_PREFIX= USER_COUNT=20000)
@@ -333,45 +339,67 @@ phase_postgres() {
         base_rps+=("$(field rps "$base")")
         fresh_rps+=("$(field rps "$fresh")")
         bench_tps+=("$(field tps "$bench")")
+        to_base+=("$(ratio "$(field rps "$fresh")" "$(field rps "$base")")")
+        to_pgbench+=("$(ratio "$(field rps "$fresh")" "$(field tps "$bench")")")
     done
-    local base fresh bench
-    base=$(median <<<"${base_rps[*]}")
-    fresh=$(median <<<"${fresh_rps[*]}")
-    bench=$(median <<<"${bench_tps[*]}")
-    say "   median: baseline $base req/s, fresh $fresh req/s ($(ratio "$fresh" "$base") of" \
-        "baseline), pgbench $bench tps: fresh = $(ratio "$fresh" "$bench") of pgbench"
+    say "   median: baseline $(median <<<"${base_rps[*]}") req/s, fresh" \
+        "$(median <<<"${fresh_rps[*]}") req/s, pgbench $(median <<<"${bench_tps[*]}") tps"
+    say "   median of the rounds' ratios: fresh / baseline $(median <<<"${to_base[*]}")," \
+        "fresh / pgbench $(median <<<"${to_pgbench[*]}")"
     stop_server
 }
 
 # The request path (every request issues a link: no cooldown) over 10,000 users spread
-# evenly across tables of 10 thousand and of 1 million users, each with a pending row.
+# evenly across tables of 10 thousand and of 1 million users, each with a pending row. One
+# server per size, both running; the rounds alternate between them so that whatever else
+# the machine does weighs on both alike.
 phase_growth() {
     local connections=${LOAD_CONNECTIONS:-16}
-    local size rps_by_size=()
+    local sizes=(10000 1000000) ports=() pids=()
     say ""
     say "-- growth: PUT /user/password issuing a link every time, 10000 users spread over the table"
-    for size in 10000 1000000; do
+    for size in "${sizes[@]}"; do
+        local pg_database=password_setup_load_$size
+        local pg_url=$pg_server/$pg_database
         fresh_database "$size" "$size"
-        local step=$((size / 10000))
-        seed_users "$work/seed.json" 10000 "" "$step"
-        start_server "growth-$size" DATABASE_URL="$pg_url" SEED_USERS="$work/seed.json" \
+        seed_users "$work/seed-$size.json" 10000 "" $((size / 10000))
+        start_server "growth-$size" DATABASE_URL="$pg_url" SEED_USERS="$work/seed-$size.json" \
             RESEND_COOLDOWN_SECS=0 DAILY_EMAIL_CAP=100000
-        load put.lua /user/password 3 "$connections" USER_PREFIX= USER_STEP="$step" \
-            USER_COUNT=10000 >/dev/null
-        local rps=()
-        for round in $(seq 1 "$rounds"); do
-            local row
-            row=$(load put.lua /user/password "$duration" "$connections" USER_PREFIX= \
-                USER_STEP="$step" USER_COUNT=10000)
-            say "   $size users, round $round: $row"
-            rps+=("$(field rps "$row")")
-        done
-        rps_by_size+=("$(median <<<"${rps[*]}")")
-        say "   $size users: $(sql -c "SELECT pg_size_pretty(pg_database_size('$pg_database'))")" \
-            "database, median ${rps_by_size[-1]} req/s"
-        stop_server
+        say "   $size users: $(sql -c "SELECT pg_size_pretty(pg_database_size('$pg_database'))")"
+        ports+=("$server_port")
+        pids+=("$server_pid")
+        server_pid=
     done
-    say "   1M / 10k = $(ratio "${rps_by_size[1]}" "${rps_by_size[0]}")"
+    # stop_server stops one server; the other is stopped here or by cleanup through this list.
+    extra_pids=("${pids[@]}")
+
+    local small=() large=() ratios=()
+    for round in $(seq 0 "$rounds"); do
+        local index rows=()
+        for index in 0 1; do
+            local size=${sizes[$index]} row
+            server_port=${ports[$index]}
+            row=$(load put.lua /user/password "$duration" "$connections" USER_PREFIX= \
+                USER_STEP=$((size / 10000)) USER_COUNT=10000)
+            rows+=("$(field rps "$row")")
+            # Round 0 warms both servers up and is not counted.
+            if ((round > 0)); then
+                say "   round $round, $size users: $row"
+            fi
+        done
+        if ((round > 0)); then
+            small+=("${rows[0]}")
+            large+=("${rows[1]}")
+            ratios+=("$(ratio "${rows[1]}" "${rows[0]}")")
+        fi
+    done
+    say "   median req/s: 10k users $(median <<<"${small[*]}"), 1M users $(median <<<"${large[*]}");" \
+        "median of the rounds' 1M / 10k: $(median <<<"${ratios[*]}")"
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    extra_pids=()
 }
 
 main() {
@@ -387,6 +415,7 @@ main() {
     for phase in $phases; do
         case $phase in
         put) phase_put put-memory ;;
+        put-quiet) phase_put put-memory-quiet LOG_LEVEL=warn ;;
         confirm) phase_confirm ;;
         memory) phase_memory ;;
         postgres) phase_postgres ;;
