@@ -14,7 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse as ActixResponse, HttpServer, web};
-use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints};
+use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints, is_acceptable_request_id};
 use tracing::Instrument as _;
 
 type Endpoints = web::Data<SetupEndpoints>;
@@ -47,8 +47,10 @@ async fn request_password(endpoints: Endpoints, request: HttpRequest) -> ActixRe
 }
 
 async fn confirm(endpoints: Endpoints, request: HttpRequest, body: web::Payload) -> ActixResponse {
-    let Ok(Ok(body)) = body.to_bytes_limited(MAX_BODY_BYTES).await else {
-        return respond(endpoints.confirm_body_too_large());
+    let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return respond(endpoints.confirm_body_unreadable()),
+        Err(_) => return respond(endpoints.confirm_body_too_large()),
     };
     respond(endpoints.confirm(content_type(&request), &body).await)
 }
@@ -63,8 +65,10 @@ async fn submit_form(
     request: HttpRequest,
     body: web::Payload,
 ) -> ActixResponse {
-    let Ok(Ok(body)) = body.to_bytes_limited(MAX_BODY_BYTES).await else {
-        return respond(endpoints.form_body_too_large());
+    let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return respond(endpoints.form_body_unreadable()),
+        Err(_) => return respond(endpoints.form_body_too_large()),
     };
     respond(endpoints.submit_form(content_type(&request), &body).await)
 }
@@ -73,11 +77,14 @@ async fn not_found(endpoints: Endpoints) -> ActixResponse {
     respond(endpoints.not_found())
 }
 
-async fn method_not_allowed(endpoints: Endpoints) -> ActixResponse {
-    respond(endpoints.method_not_allowed())
+/// A 405 handler naming the methods a resource serves.
+fn method_not_allowed(allowed: &'static [&'static str]) -> actix_web::Route {
+    web::to(
+        move |endpoints: Endpoints| async move { respond(endpoints.method_not_allowed(allowed)) },
+    )
 }
 
-/// Every request gets an `x-request-id` (kept if the client sent one), a span carrying it so
+/// Every request gets an `x-request-id` (kept if the client sent an acceptable one), a span carrying it so
 /// that every log line of the request names it, and the id echoed in the response. The span is
 /// at error level so that it exists whatever level the operator logs at; it records the path
 /// only, since the set-password page's query holds a token.
@@ -89,6 +96,7 @@ async fn with_request_id(
         .headers()
         .get(&REQUEST_ID)
         .and_then(|value| value.to_str().ok())
+        .filter(|id| is_acceptable_request_id(id))
         .map_or_else(new_request_id, str::to_owned);
     let span = tracing::error_span!(
         "request",
@@ -116,19 +124,19 @@ fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/user/password")
                 .route(web::put().to(request_password))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed(&["PUT"])),
         )
         .service(
             web::resource("/user/password/confirm")
                 .route(web::post().to(confirm))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed(&["POST"])),
         )
         .service(
             web::resource("/set-password")
                 .route(web::get().to(set_password_page))
                 .route(web::head().to(set_password_page))
                 .route(web::post().to(submit_form))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed(&["GET", "HEAD", "POST"])),
         );
 }
 

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints};
+use http_body_util::LengthLimitError;
+use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints, is_acceptable_request_id};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -47,10 +48,17 @@ async fn request_password(State(endpoints): Endpoints, headers: HeaderMap) -> Re
     respond(endpoints.request_password(authorization).await)
 }
 
+/// Whether reading a body failed because it was over the limit (rather than broken).
+fn over_the_limit(error: &axum::Error) -> bool {
+    std::error::Error::source(error).is_some_and(|cause| cause.is::<LengthLimitError>())
+}
+
 async fn confirm(State(endpoints): Endpoints, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return respond(endpoints.confirm_body_too_large());
+    let body = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) if over_the_limit(&error) => return respond(endpoints.confirm_body_too_large()),
+        Err(_) => return respond(endpoints.confirm_body_unreadable()),
     };
     respond(endpoints.confirm(content_type(&parts.headers), &body).await)
 }
@@ -61,8 +69,10 @@ async fn set_password_page(State(endpoints): Endpoints, uri: Uri) -> Response {
 
 async fn submit_form(State(endpoints): Endpoints, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return respond(endpoints.form_body_too_large());
+    let body = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) if over_the_limit(&error) => return respond(endpoints.form_body_too_large()),
+        Err(_) => return respond(endpoints.form_body_unreadable()),
     };
     respond(
         endpoints
@@ -80,25 +90,40 @@ fn routes(endpoints: Arc<SetupEndpoints>) -> Router {
         .route("/user/password/confirm", post(confirm))
         .route("/set-password", get(set_password_page).post(submit_form))
         .fallback(move || async move { respond(not_found.not_found()) })
+        // axum adds the `Allow` header to these answers itself.
         .method_not_allowed_fallback(
-            move || async move { respond(not_allowed.method_not_allowed()) },
+            move || async move { respond(not_allowed.method_not_allowed(&[])) },
         )
         .with_state(endpoints)
 }
 
-/// The answer of an accepted `PUT /user/password`, byte for byte the same size, built without
-/// the library: what the server costs when the library does nothing.
+/// The answer of an accepted `PUT /user/password`, the same headers and a body of the same
+/// size, built without the library: what the server costs when the library does nothing.
 async fn baseline() -> Response {
     Response::builder()
         .status(StatusCode::ACCEPTED)
         .header(CONTENT_TYPE, password_setup::MEDIA_TYPE)
+        .header(CACHE_CONTROL, "no-store")
         .body(Body::from(
             r#"{"meta":{"expiresAt":"2026-01-05T09:00:00.123456789Z"}}"#,
         ))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// Every request gets an `x-request-id` (kept if the client sent one), a span carrying it so
+/// Drops a client's `x-request-id` that is too long or holds other than plain characters, so
+/// that a fresh one is made instead and logs never carry a client's free text.
+async fn drop_unacceptable_request_id(mut request: Request) -> Request {
+    let acceptable = request
+        .headers()
+        .get("x-request-id")
+        .map(|value| value.to_str().is_ok_and(is_acceptable_request_id));
+    if acceptable == Some(false) {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
+/// Every request gets an `x-request-id` (kept if the client sent an acceptable one), a span carrying it so
 /// that every log line of the request names it, and the id echoed in the response. The span is
 /// at error level so that it exists whatever level the operator logs at; it records the path
 /// only, since the set-password page's query holds a token.
@@ -121,6 +146,7 @@ fn with_request_ids(router: Router) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unacceptable_request_id))
 }
 
 async fn shutdown_signal() {

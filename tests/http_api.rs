@@ -131,6 +131,7 @@ fn request_then_confirm_then_409(example: &str) {
     let accepted = put_password(&server, Some("demo-token-alice"));
     assert_eq!(accepted.status, 202);
     assert!(accepted.json()["meta"]["expiresAt"].is_string());
+    assert_eq!(accepted.header("cache-control"), Some("no-store"));
     let link = server.wait_for_links(1).remove(0);
     assert!(link.starts_with(&format!("{}/set-password?token=", server.base)));
 
@@ -182,7 +183,8 @@ fn jwt_identities(example: &str) {
     let server = start(example, &[("AUTH_JWT_SECRET", JWT_SECRET)]);
     let exp = in_an_hour();
 
-    let accepted = put_password(&server, Some(&jwt(json!({"sub": "alice", "exp": exp}))));
+    let with_audience = jwt(json!({"sub": "alice", "exp": exp, "aud": "api", "iss": "idp"}));
+    let accepted = put_password(&server, Some(&with_audience));
     assert_eq!(accepted.status, 202);
     let unknown = put_password(&server, Some(&jwt(json!({"sub": "ghost", "exp": exp}))));
     assert_eq!(
@@ -476,6 +478,8 @@ fn bad_configuration_stops_start_up(example: &str) {
         ("LISTEN_ADDR", "not an address"),
         ("PUBLIC_BASE_URL", "ftp://files.example.test"),
         ("DAILY_EMAIL_CAP", "many"),
+        ("LOG_LEVEL", "loud"),
+        ("AUTH_JWT_SECRET", "too short"),
     ] {
         let output = support::example_command(example)
             .env(variable, value)

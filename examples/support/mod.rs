@@ -10,7 +10,8 @@
 //! | `MAIL_FROM` | the emails' `From` (required with `SMTP_URL`) | none |
 //! | `MAILER` | `console` prints emails instead of sending them | `console` without `SMTP_URL` |
 //! | `SEED_USERS` | JSON file `[{"id","email","hasPassword"}]` of users to create | a demo user |
-//! | `AUTH_JWT_SECRET` | bearer tokens are HS256 JWTs (`sub` = user id) | a demo token table |
+//! | `AUTH_JWT_SECRET` | bearer tokens are HS256 JWTs (`sub` = user id), secret of 32+ bytes | a demo token table |
+//! | `AUTH_JWT_ISSUER`, `AUTH_JWT_AUDIENCE` | with a JWT secret: the `iss` and `aud` required | not checked |
 //! | `SETUP_TTL_SECS` | link lifetime | 86400 |
 //! | `RESEND_COOLDOWN_SECS` | repeats within this send nothing | 60 |
 //! | `DAILY_EMAIL_CAP` | emails per user per 24 hours | 5 |
@@ -47,6 +48,8 @@ pub(crate) struct Settings {
     pub(crate) mail: MailSettings,
     pub(crate) seed_users: Option<PathBuf>,
     pub(crate) jwt_secret: Option<String>,
+    pub(crate) jwt_issuer: Option<String>,
+    pub(crate) jwt_audience: Option<String>,
     pub(crate) policy: SetupPolicy,
 }
 
@@ -107,6 +110,8 @@ impl Settings {
             mail,
             seed_users: var("SEED_USERS").map(PathBuf::from),
             jwt_secret: var("AUTH_JWT_SECRET"),
+            jwt_issuer: var("AUTH_JWT_ISSUER"),
+            jwt_audience: var("AUTH_JWT_AUDIENCE"),
             policy,
         })
     }
@@ -291,10 +296,15 @@ pub(crate) async fn build(settings: &Settings, bound: SocketAddr) -> Result<App,
     let identity: Arc<dyn IdentityProvider> = match &settings.jwt_secret {
         Some(secret) => {
             banner.push("bearer tokens are HS256 JWTs (AUTH_JWT_SECRET)".to_owned());
-            Arc::new(
-                JwtIdentityProvider::hs256(secret.as_bytes(), clock.clone())
-                    .map_err(|error| format!("AUTH_JWT_SECRET: {error}"))?,
-            )
+            let mut provider = JwtIdentityProvider::hs256(secret.as_bytes(), clock.clone())
+                .map_err(|error| format!("AUTH_JWT_SECRET: {error}"))?;
+            if let Some(issuer) = &settings.jwt_issuer {
+                provider = provider.require_issuer(issuer);
+            }
+            if let Some(audience) = &settings.jwt_audience {
+                provider = provider.require_audience(audience);
+            }
+            Arc::new(provider)
         }
         None => identity,
     };
@@ -353,9 +363,14 @@ fn rand_word() -> String {
 
 /// Logs to standard error at `info` (or `LOG_LEVEL`).
 pub(crate) fn init_tracing() {
-    let level = var("LOG_LEVEL")
-        .and_then(|level| level.parse().ok())
-        .unwrap_or(tracing::Level::INFO);
+    let level = match var("LOG_LEVEL") {
+        None => tracing::Level::INFO,
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            exit_with(&format!(
+                "LOG_LEVEL={text:?} is not a level (error, warn, info, debug, trace)"
+            ))
+        }),
+    };
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)

@@ -186,6 +186,10 @@ impl PasswordSetup {
                     return Err(SetupError::TooManyRequests { retry_after });
                 }
                 Decision::CoolingDown(pending) => {
+                    // FIXME: a link whose email is still being sent counts as sent, so a repeat
+                    // arriving during a slow send that then fails is told 202 although the link
+                    // is taken back and no email comes (a retry after that works at once).
+                    // Telling the two apart needs a "sending" mark in the store contract.
                     tracing::info!("setup email sent recently; not sending another");
                     return Ok(RequestAccepted {
                         expires_at: pending.expires_at,

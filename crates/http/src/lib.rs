@@ -33,6 +33,16 @@ pub use request::{
     body_too_large, confirm_document, set_password_form, token_parameter,
 };
 
+/// Whether a client-sent request id may be kept: at most 128 characters of letters, digits,
+/// `-`, `_`, `.` and `:`. Anything else is replaced, so logs never carry a client's free text.
+pub fn is_acceptable_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b':'))
+}
+
 /// A complete answer, ready to be copied into any framework's response type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -47,7 +57,10 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// A JSON:API error answer.
     pub fn from_error_response(response: &ErrorResponse) -> Self {
-        let mut headers = vec![("Content-Type", MEDIA_TYPE.to_owned())];
+        let mut headers = vec![
+            ("Content-Type", MEDIA_TYPE.to_owned()),
+            ("Cache-Control", "no-store".to_owned()),
+        ];
         headers.extend(response.headers.iter().cloned());
         Self {
             status: response.status,
@@ -155,6 +168,15 @@ impl SetupEndpoints {
             }
         };
         let Submission { token, password } = form.submission;
+        if token.digest().is_none() {
+            // Not a token this library could have issued: never echo it back into the form.
+            return self.pages.outcome(
+                400,
+                "This link is not valid",
+                "The link is incomplete or damaged. Copy the whole link from the email, or \
+                 request a new one.",
+            );
+        }
         if !form.confirmation_matches {
             return self.pages.form(
                 422,
@@ -194,14 +216,40 @@ impl SetupEndpoints {
         )))
     }
 
-    /// JSON:API answer for a method the route does not serve.
-    pub fn method_not_allowed(&self) -> HttpResponse {
+    /// JSON:API answer for a method the route does not serve, with an `Allow` header naming
+    /// `allowed` when it is not empty (leave it empty where the framework adds one itself).
+    pub fn method_not_allowed(&self, allowed: &[&str]) -> HttpResponse {
+        let mut response =
+            HttpResponse::from_error_response(&ErrorResponse::single(ErrorObject::new(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                "This resource does not support the request method.",
+            )));
+        if !allowed.is_empty() {
+            response.headers.push(("Allow", allowed.join(", ")));
+        }
+        response
+    }
+
+    /// JSON:API answer for a confirm body that could not be read (broken chunked encoding, a
+    /// connection cut mid-body): the client sent something, just not a whole body.
+    pub fn confirm_body_unreadable(&self) -> HttpResponse {
         HttpResponse::from_error_response(&ErrorResponse::single(ErrorObject::new(
-            405,
-            "method-not-allowed",
-            "Method not allowed",
-            "This resource does not support the request method.",
+            400,
+            "malformed-body",
+            "Malformed request body",
+            "The request body could not be read.",
         )))
+    }
+
+    /// Page for a form body that could not be read.
+    pub fn form_body_unreadable(&self) -> HttpResponse {
+        self.pages.outcome(
+            400,
+            "The form could not be read",
+            "Submit the form from the set-password page again.",
+        )
     }
 
     fn error_page(&self, token: &SetupToken, error: &SetupError) -> HttpResponse {
@@ -252,7 +300,10 @@ fn accepted_response(accepted: &RequestAccepted) -> HttpResponse {
     let body = json!({ "meta": { "expiresAt": expires_at } });
     HttpResponse {
         status: 202,
-        headers: vec![("Content-Type", MEDIA_TYPE.to_owned())],
+        headers: vec![
+            ("Content-Type", MEDIA_TYPE.to_owned()),
+            ("Cache-Control", "no-store".to_owned()),
+        ],
         body: body.to_string().into_bytes(),
     }
 }

@@ -6,6 +6,10 @@
 //! `linked_identity` set to `false` means the user still has to link a third-party identity:
 //! the request is refused with `missing-linked-identity`.
 //!
+//! If the identity system issues tokens for several purposes with the same secret, name the
+//! issuer and audience this service accepts ([`JwtIdentityProvider::require_issuer`],
+//! [`JwtIdentityProvider::require_audience`]); without them, `iss` and `aud` are not checked.
+//!
 //! Time is read from the service's [`Clock`], not from the system, so tests control expiry.
 //! Signature checking and decoding are the `jsonwebtoken` crate's.
 
@@ -46,8 +50,8 @@ impl std::fmt::Debug for JwtIdentityProvider {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwtError {
-    /// The secret cannot be used as an HS256 key (it is empty, for one).
-    #[error("the JWT secret cannot be used as an HS256 key")]
+    /// The secret is shorter than 32 bytes, or otherwise unusable as an HS256 key.
+    #[error("the JWT secret must be at least 32 bytes long")]
     InvalidSecret,
 }
 
@@ -57,7 +61,8 @@ impl JwtIdentityProvider {
     /// # Errors
     /// [`JwtError::InvalidSecret`] if the secret is empty or otherwise unusable.
     pub fn hs256(secret: &[u8], clock: Arc<dyn Clock>) -> Result<Self, JwtError> {
-        if secret.is_empty() {
+        // RFC 7518 asks for a key at least as long as the hash output.
+        if secret.len() < MIN_SECRET_BYTES {
             return Err(JwtError::InvalidSecret);
         }
         let key = DecodingKey::from_secret(secret).map_err(|_| JwtError::InvalidSecret)?;
@@ -67,6 +72,8 @@ impl JwtIdentityProvider {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = 0;
+        // Audiences are checked only when one is required; otherwise any `aud` is accepted.
+        validation.validate_aud = false;
         Ok(Self {
             key,
             validation,
@@ -74,6 +81,32 @@ impl JwtIdentityProvider {
         })
     }
 }
+
+impl JwtIdentityProvider {
+    /// Accepts only tokens whose `iss` is `issuer`.
+    #[must_use]
+    pub fn require_issuer(mut self, issuer: &str) -> Self {
+        self.validation.set_issuer(&[issuer]);
+        self.validation
+            .required_spec_claims
+            .insert("iss".to_owned());
+        self
+    }
+
+    /// Accepts only tokens whose `aud` names `audience`.
+    #[must_use]
+    pub fn require_audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self.validation
+            .required_spec_claims
+            .insert("aud".to_owned());
+        self
+    }
+}
+
+/// The shortest secret accepted: 256 bits, the output size of HS256's hash.
+const MIN_SECRET_BYTES: usize = 32;
 
 #[async_trait]
 impl IdentityProvider for JwtIdentityProvider {
@@ -162,6 +195,36 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn audiences_and_issuers_pass_unless_required_and_then_must_match() {
+        let claims = json!({"sub": "42", "exp": NOW + 60, "aud": "api", "iss": "idp"});
+        assert!(identify(claims.clone()).await.is_ok());
+
+        let strict = provider().require_issuer("idp").require_audience("api");
+        let credential = token(claims, Algorithm::HS256, SECRET);
+        assert!(strict.identify(&credential).await.is_ok());
+        for other in [
+            json!({"sub": "42", "exp": NOW + 60, "aud": "other", "iss": "idp"}),
+            json!({"sub": "42", "exp": NOW + 60, "aud": "api", "iss": "other"}),
+            json!({"sub": "42", "exp": NOW + 60}),
+        ] {
+            let refused = strict
+                .identify(&token(other.clone(), Algorithm::HS256, SECRET))
+                .await;
+            assert!(
+                matches!(refused, Err(IdentityError::InvalidCredential)),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+        let clock = Arc::new(FixedClock(Mutex::new(now)));
+        assert!(JwtIdentityProvider::hs256(b"short", clock).is_err());
     }
 
     #[tokio::test]
