@@ -3,6 +3,10 @@
 //! `cargo run --example axum` starts the embedded demo (see `examples/support/mod.rs` for the
 //! environment variables). The handlers only move bytes between axum and
 //! [`SetupEndpoints`]; every decision is the library's.
+//!
+//! For `benches/load.sh` only, `BENCH_BASELINE_ROUTE=1` also serves `PUT /bench/baseline`: a
+//! handler that does none of the library's work and answers like an accepted request, so that
+//! the server's own cost per request can be measured beside the library's.
 
 mod support;
 
@@ -11,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -93,6 +97,19 @@ fn routes(endpoints: Arc<SetupEndpoints>) -> Router {
         .with_state(endpoints)
 }
 
+/// The answer of an accepted `PUT /user/password`, the same headers and a body of the same
+/// size, built without the library: what the server costs when the library does nothing.
+async fn baseline() -> Response {
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(CONTENT_TYPE, password_setup::MEDIA_TYPE)
+        .header(CACHE_CONTROL, "no-store")
+        .body(Body::from(
+            r#"{"meta":{"expiresAt":"2026-01-05T09:00:00.123456789Z"}}"#,
+        ))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 /// Drops a client's `x-request-id` that is too long or holds other than plain characters, so
 /// that a fresh one is made instead and logs never carry a client's free text.
 async fn drop_unacceptable_request_id(mut request: Request) -> Request {
@@ -170,7 +187,13 @@ async fn main() {
         .unwrap_or_else(|error| support::exit_with(&error));
     support::print_banner("axum", bound, &app);
 
-    let router = with_request_ids(routes(app.endpoints.clone()));
+    let mut routes = routes(app.endpoints.clone());
+    if std::env::var_os("BENCH_BASELINE_ROUTE").is_some_and(|value| value == "1") {
+        routes = Router::new()
+            .route("/bench/baseline", put(baseline))
+            .merge(routes);
+    }
+    let router = with_request_ids(routes);
     if let Err(error) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -7,8 +7,9 @@
 
 use std::fmt;
 
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use rand::Rng as _;
 
@@ -46,10 +47,17 @@ impl HashingParams {
         parallelism: 1,
     };
 
+    fn argon2_params(&self) -> Result<Params, HashingError> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|_| HashingError::InvalidParams)
+    }
+
     fn argon2(&self) -> Result<Argon2<'static>, HashingError> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|_| HashingError::InvalidParams)?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+        Ok(Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            self.argon2_params()?,
+        ))
     }
 }
 
@@ -110,6 +118,89 @@ pub fn hash_password(
         .argon2()?
         .hash_password_with_salt(password.expose_secret().as_bytes(), &salt)
         .map_err(|_| HashingError::Failed)?;
+    Ok(PasswordHash(phc.to_string()))
+}
+
+/// Argon2's working memory (`memory_kib` of it), kept from one hash to the next.
+///
+/// [`hash_password`] allocates this memory afresh for every hash. Freshly mapped pages must be
+/// faulted in and zeroed by the kernel, which costs about as much CPU as the hash itself at
+/// the OWASP parameters, and freed blocks of this size linger in the allocator's per-thread
+/// arenas, so a server hashing on many threads holds far more memory than it hashes with.
+/// Reusing one `HashingMemory` per concurrent hash avoids both. It is wiped after each hash,
+/// since its blocks would let anyone who reads them test password guesses cheaply.
+pub struct HashingMemory {
+    blocks: Vec<Block>,
+}
+
+impl HashingMemory {
+    /// Memory for hashing with `params`.
+    ///
+    /// # Errors
+    /// [`HashingError::InvalidParams`] if Argon2 would refuse `params`.
+    pub fn for_params(params: &HashingParams) -> Result<Self, HashingError> {
+        let count = params.argon2_params()?.block_count();
+        Ok(Self {
+            blocks: vec![Block::default(); count],
+        })
+    }
+}
+
+impl fmt::Debug for HashingMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashingMemory")
+            .field("kib", &self.blocks.len())
+            .finish()
+    }
+}
+
+/// Like [`hash_password`], but working in `memory` instead of allocating (it grows if `params`
+/// need more). The result is the same PHC string [`hash_password`] would make with that salt.
+///
+/// # Errors
+/// [`HashingError::InvalidParams`] if `params` are outside what Argon2 accepts.
+pub fn hash_password_in(
+    password: &NormalizedPassword,
+    params: &HashingParams,
+    memory: &mut HashingMemory,
+) -> Result<PasswordHash, HashingError> {
+    let mut salt = [0u8; SALT_BYTES];
+    rand::rng().fill_bytes(&mut salt);
+    hash_with_salt_in(password, params, &salt, memory)
+}
+
+fn hash_with_salt_in(
+    password: &NormalizedPassword,
+    params: &HashingParams,
+    salt: &[u8; SALT_BYTES],
+    memory: &mut HashingMemory,
+) -> Result<PasswordHash, HashingError> {
+    let argon2_params = params.argon2_params()?;
+    let count = argon2_params.block_count();
+    if memory.blocks.len() < count {
+        memory.blocks.resize(count, Block::default());
+    }
+    let blocks = memory.blocks.get_mut(..count).ok_or(HashingError::Failed)?;
+
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let hashed = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params.clone())
+        .hash_password_into_with_memory(
+            password.expose_secret().as_bytes(),
+            salt,
+            &mut output,
+            &mut *blocks,
+        );
+    // The memory outlives this call, so these writes cannot be optimised away.
+    blocks.fill(Block::default());
+    hashed.map_err(|_| HashingError::Failed)?;
+
+    let phc = argon2::PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&argon2_params).map_err(|_| HashingError::Failed)?,
+        salt: Some(Salt::new(salt).map_err(|_| HashingError::Failed)?),
+        hash: Some(Output::new(&output).map_err(|_| HashingError::Failed)?),
+    };
     Ok(PasswordHash(phc.to_string()))
 }
 
@@ -227,6 +318,34 @@ mod tests {
             hash_password(&normalize("short one"), &HashingParams::INSECURE_FOR_TESTS).unwrap();
         let huge = "\u{fdfa}".repeat(1 << 20);
         assert_eq!(verify_password(&huge, &hash), Ok(false));
+    }
+
+    #[test]
+    fn hashing_in_kept_memory_matches_the_one_shot_hash() {
+        let password = normalize("correct horse");
+        let salt = [42u8; SALT_BYTES];
+        // Too small on purpose: the memory grows to what the parameters need.
+        let mut memory = HashingMemory::for_params(&HashingParams::INSECURE_FOR_TESTS).unwrap();
+
+        for params in [HashingParams::OWASP, HashingParams::INSECURE_FOR_TESTS] {
+            let kept = hash_with_salt_in(&password, &params, &salt, &mut memory).unwrap();
+            let one_shot = params
+                .argon2()
+                .unwrap()
+                .hash_password_with_salt(password.expose_secret().as_bytes(), &salt)
+                .unwrap()
+                .to_string();
+            assert_eq!(kept.as_phc(), one_shot);
+        }
+
+        let random_salt = hash_password_in(&password, &HashingParams::OWASP, &mut memory);
+        assert!(verify_password("correct horse", &random_salt.unwrap()).unwrap());
+        assert!(
+            memory
+                .blocks
+                .iter()
+                .all(|block| block.as_ref().iter().all(|&word| word == 0))
+        );
     }
 
     #[test]

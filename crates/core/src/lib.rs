@@ -42,7 +42,8 @@ mod service;
 
 pub use error::{PASSWORD_POINTER, Result, SetupError, TOKEN_POINTER};
 pub use hashing::{
-    Argon2idHasher, HashingError, HashingParams, PasswordHash, hash_password, verify_password,
+    Argon2idHasher, HashingError, HashingMemory, HashingParams, PasswordHash, hash_password,
+    hash_password_in, verify_password,
 };
 pub use jsonapi::{ErrorDocument, ErrorLinks, ErrorObject, ErrorResponse, ErrorSource, MEDIA_TYPE};
 pub use model::{

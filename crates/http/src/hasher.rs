@@ -1,10 +1,11 @@
 //! Argon2id hashing off the async executor, with a bound on how many hashes run at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use password_setup_core::{
-    HashingError, HashingParams, NormalizedPassword, PasswordHash, PasswordHasher, hash_password,
+    HashingError, HashingMemory, HashingParams, NormalizedPassword, PasswordHash, PasswordHasher,
+    hash_password_in,
 };
 use tokio::sync::Semaphore;
 
@@ -15,11 +16,19 @@ use tokio::sync::Semaphore;
 /// burst of confirms exhaust memory. Confirms beyond the bound wait their turn, holding only a
 /// small future. A permit is held until the hash has finished, even if the waiting request was
 /// dropped meanwhile, so the bound holds for the work actually running.
+///
+/// Each running hash works in a [`HashingMemory`] taken from a pool and put back afterwards,
+/// so after the first busy moment the hasher holds `permits` x `memory_kib` of memory for good
+/// and never asks the operating system for more: allocating it per hash would cost a page
+/// fault per 4 KiB on every hash, and the freed memory would pile up in the allocator's
+/// per-thread arenas across the blocking pool's threads.
 #[derive(Debug, Clone)]
 pub struct BlockingHasher {
     params: HashingParams,
     permits: Arc<Semaphore>,
     limit: usize,
+    /// Never holds more than `limit` entries: one is taken out only under a permit.
+    memory: Arc<Mutex<Vec<HashingMemory>>>,
 }
 
 impl BlockingHasher {
@@ -34,6 +43,7 @@ impl BlockingHasher {
             params,
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            memory: Arc::new(Mutex::new(Vec::with_capacity(limit))),
         })
     }
 
@@ -67,8 +77,17 @@ impl PasswordHasher for BlockingHasher {
             .await
             .map_err(|_| HashingError::Failed)?;
         let params = self.params;
+        let pool = self.memory.clone();
         tokio::task::spawn_blocking(move || {
-            let hashed = hash_password(&password, &params);
+            let kept = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut memory = match kept {
+                Some(memory) => memory,
+                None => HashingMemory::for_params(&params)?,
+            };
+            let hashed = hash_password_in(&password, &params, &mut memory);
+            pool.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(memory);
             drop(permit);
             hashed
         })
@@ -117,5 +136,7 @@ mod tests {
         let peak = peak.load(Ordering::SeqCst);
         assert!((1..=2).contains(&peak), "peak {peak}");
         assert_eq!(hasher.running(), 0);
+        let kept = hasher.memory.lock().unwrap().len();
+        assert!((1..=2).contains(&kept), "kept {kept}");
     }
 }

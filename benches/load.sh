@@ -1,0 +1,428 @@
+#!/usr/bin/env bash
+# Load benchmarks of the axum example server, each figure beside a baseline measured in the
+# same run on the same machine. BENCHMARKS.md explains the figures; this script makes them.
+#
+# Phases (LOAD_PHASES, default: all that can run here):
+#   put      PUT /user/password (fresh requests, and repeats inside the cooldown) beside a
+#            handler in the same server that does none of the library's work
+#   put-quiet the same with LOG_LEVEL=warn, to show what the per-request log line costs
+#   confirm  confirms per second beside the bare Argon2id rate, and PUT latency while
+#            confirms keep the hashing pool busy
+#   memory   peak resident memory under 1,000 concurrent confirms
+#   postgres the put phase against PostgreSQL, beside pgbench running the store's statements
+#   growth   the PostgreSQL request path with 10 thousand and with 1 million users
+#
+# Needs: wrk (Debian package `wrk`), cargo; for postgres and growth also psql and pgbench, and
+# LOAD_PG_URL, a PostgreSQL server URL without a database name (default
+# postgres://postgres@127.0.0.1:5432); the script creates the database password_setup_load
+# there and drops it on exit.
+# Everything it starts listens on loopback and is stopped on exit. The load generator and
+# the server share the machine, so every figure includes the generator's share of the CPUs.
+#
+# Knobs: LOAD_DURATION (seconds per measurement, 10), LOAD_CONNECTIONS (32), LOAD_THREADS
+# (wrk threads, 1), LOAD_ROUNDS (rounds of the put phase, 3), LOAD_RESULTS (result file,
+# target/load-results.txt), LOAD_SKIP_BUILD=1 to use the binaries already built.
+
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+duration=${LOAD_DURATION:-10}
+connections=${LOAD_CONNECTIONS:-32}
+threads=${LOAD_THREADS:-1}
+rounds=${LOAD_ROUNDS:-3}
+results=${LOAD_RESULTS:-$repo/target/load-results.txt}
+phases=${LOAD_PHASES:-put put-quiet confirm memory postgres growth}
+server_bin=$repo/target/release/examples/axum
+lua=$repo/benches/load
+
+pg_server=${LOAD_PG_URL:-postgres://postgres@127.0.0.1:5432}
+pg_database=password_setup_load
+pg_url=$pg_server/$pg_database
+pg_databases=()
+
+work=$(mktemp -d)
+server_pid=
+server_port=
+extra_pids=()
+
+cleanup() {
+    stop_server
+    for pid in "${extra_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for database in "${pg_databases[@]}"; do
+        psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+    done
+    if [[ -z "${LOAD_KEEP_WORK:-}" ]]; then rm -rf "$work"; else echo "kept $work" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*" | tee -a "$results"; }
+
+stop_server() {
+    if [[ -n "$server_pid" ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+
+# seed_users FILE COUNT [PREFIX [STEP]]: users PREFIX0, PREFIX<STEP>, ... (COUNT of them)
+# without a password.
+seed_users() {
+    seq 0 $(($2 - 1)) | awk -v prefix="${3-u}" -v step="${4:-1}" 'BEGIN { printf "[" }
+        { id = prefix ($1 * step)
+          printf "%s{\"id\":\"%s\",\"email\":\"%s@example.test\"}", (NR > 1 ? "," : ""), id, id }
+        END { print "]" }' >"$1"
+}
+
+# start_server NAME [VAR=VALUE...]: starts the example with the given environment; stdout
+# (which holds the demo mailer's emails) goes to $work/NAME.out.
+start_server() {
+    local name=$1
+    shift
+    : >"$work/$name.out"
+    env LISTEN_ADDR=127.0.0.1:0 BENCH_BASELINE_ROUTE=1 "$@" \
+        "$server_bin" >"$work/$name.out" 2>"$work/$name.err" &
+    server_pid=$!
+    local waited=0
+    until head -1 "$work/$name.out" 2>/dev/null | grep -q listening; do
+        if ! kill -0 "$server_pid" 2>/dev/null || ((waited > 1200)); then
+            cat "$work/$name.err" >&2
+            echo "the server did not start" >&2
+            exit 1
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    # It binds before seeding, so wait for the banner's last line before loading it.
+    until grep -q "emails are printed here" "$work/$name.out"; do
+        kill -0 "$server_pid" 2>/dev/null || {
+            cat "$work/$name.err" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
+    server_port=$(head -1 "$work/$name.out" | sed 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/')
+}
+
+# load SCRIPT PATH_OR_EMPTY SECONDS CONNECTIONS [VAR=VALUE...]: runs wrk and prints its
+# RESULT line (rps, p50, p99 in ms, requests, non-2xx answers, socket errors).
+load() {
+    local script=$1 path=$2 seconds=$3 conns=$4
+    shift 4
+    env LOAD_THREADS="$threads" LOAD_PATH="$path" "$@" \
+        wrk -t"$threads" -c"$conns" -d"${seconds}s" --timeout 120s --latency -s "$lua/$script" \
+        "http://127.0.0.1:$server_port" >"$work/wrk.txt" 2>&1 || {
+        cat "$work/wrk.txt" >&2
+        exit 1
+    }
+    grep '^RESULT' "$work/wrk.txt" | sed 's/^RESULT //'
+}
+
+field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+peak_rss_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$server_pid/status"; }
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$server_pid/status"; }
+
+# The tokens of every email the server printed so far, one per line.
+tokens_of() { grep -o 'token=[A-Za-z0-9_-]*' "$work/$1.out" | cut -d= -f2; }
+
+machine() {
+    say "== $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+    say "   $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    say "   $(rustc --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+    say "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    say "   wrk: $threads thread(s), $connections connections, ${duration}s per measurement"
+}
+
+# PUT /user/password beside the baseline handler, in rounds; fresh requests use users no
+# request has touched yet, repeats use users whose link was sent a moment ago.
+phase_put() {
+    local label=$1
+    shift
+    local users=$((rounds * duration * 40000 + 20000))
+    seed_users "$work/seed.json" "$users"
+    start_server "$label" SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600 "$@"
+    say ""
+    say "-- $label: PUT /user/password, $users seeded users, cooldown 3600 s"
+
+    load put.lua /bench/baseline 2 "$connections" USER_COUNT=20000 >/dev/null
+    # Users u0 .. u19999 get their first link now; the repeat rows reuse them.
+    load put.lua /user/password 2 "$connections" USER_COUNT=20000 >/dev/null
+
+    local base_rps=() fresh_rps=() repeat_rps=() fresh_ratios=() repeat_ratios=() first=20000
+    for round in $(seq 1 "$rounds"); do
+        local base fresh repeat
+        base=$(load put.lua /bench/baseline "$duration" "$connections" USER_COUNT=20000)
+        fresh=$(load put.lua /user/password "$duration" "$connections" \
+            FIRST_USER="$first" USER_COUNT=$((users - first)))
+        if grep -q 'users reused: [1-9]' "$work/wrk.txt"; then
+            say "   warning: the fresh row ran out of new users and repeated some"
+        fi
+        first=$((first + $(field requests "$fresh")))
+        repeat=$(load put.lua /user/password "$duration" "$connections" USER_COUNT=20000)
+        say "   round $round baseline: $base"
+        say "   round $round fresh:    $fresh"
+        say "   round $round repeat:   $repeat"
+        base_rps+=("$(field rps "$base")")
+        fresh_rps+=("$(field rps "$fresh")")
+        repeat_rps+=("$(field rps "$repeat")")
+        fresh_ratios+=("$(ratio "$(field rps "$fresh")" "$(field rps "$base")")")
+        repeat_ratios+=("$(ratio "$(field rps "$repeat")" "$(field rps "$base")")")
+    done
+
+    say "   median req/s: baseline $(median <<<"${base_rps[*]}")," \
+        "fresh $(median <<<"${fresh_rps[*]}"), repeat $(median <<<"${repeat_rps[*]}")"
+    say "   median of the rounds' ratios to their baseline: fresh" \
+        "$(median <<<"${fresh_ratios[*]}"), repeat $(median <<<"${repeat_ratios[*]}")"
+    stop_server
+}
+
+phase_confirm() {
+    seed_users "$work/seed.json" 20000
+    start_server confirm SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
+    # Links for u0 .. u9999 to confirm with; u10000 .. u19999 make the PUT traffic, all of it
+    # repeats inside the cooldown after this first pass.
+    load put.lua /user/password 2 "$connections" USER_COUNT=10000 >/dev/null
+    tokens_of confirm >"$work/tokens.txt"
+    load put.lua /user/password 2 "$connections" FIRST_USER=10000 USER_COUNT=10000 >/dev/null
+    say ""
+    say "-- confirm: OWASP parameters, $(wc -l <"$work/tokens.txt") links issued"
+
+    local bare
+    bare=$("$(ls -t "$repo"/target/release/deps/argon2_rate-* | grep -v '\.d$' | head -1)" |
+        grep '^RESULT' | sed 's/^RESULT //')
+    say "   bare argon2id: $bare"
+
+    local confirms
+    sed -n '1,5000p' "$work/tokens.txt" >"$work/confirm-tokens.txt"
+    confirms=$(load confirm.lua "" "$duration" "$connections" TOKEN_FILE="$work/confirm-tokens.txt")
+    say "   confirm: $confirms"
+    say "   confirms/s $(field rps "$confirms") = $(ratio "$(field rps "$confirms")" \
+        "$(field cores_over_time "$bare")") of cores/time-per-hash," \
+        "$(ratio "$(field rps "$confirms")" "$(field parallel_rate "$bare")") of the measured parallel rate"
+
+    # Light PUT traffic (repeats inside the cooldown), first alone, then while confirms keep
+    # every hashing permit busy.
+    local alone busy
+    alone=$(load put.lua /user/password "$duration" 4 FIRST_USER=10000 USER_COUNT=10000)
+    sed -n '5001,10000p' "$work/tokens.txt" >"$work/confirm-tokens.txt"
+    env LOAD_THREADS=1 TOKEN_FILE="$work/confirm-tokens.txt" \
+        wrk -t1 -c"$connections" -d"$((duration + 4))s" --timeout 120s -s "$lua/confirm.lua" \
+        "http://127.0.0.1:$server_port" >"$work/wrk-confirm.txt" 2>&1 &
+    local confirm_load=$!
+    sleep 2
+    busy=$(load put.lua /user/password "$duration" 4 FIRST_USER=10000 USER_COUNT=10000)
+    wait "$confirm_load"
+    say "   PUT alone:          $alone"
+    say "   PUT during confirm: $busy"
+    say "   confirm meanwhile:  $(grep '^RESULT' "$work/wrk-confirm.txt" | sed 's/^RESULT //')"
+    say "   PUT p99 $(field p99_ms "$busy") ms during confirms vs $(field p99_ms "$alone") ms" \
+        "alone: $(ratio "$(field p99_ms "$busy")" "$(field p99_ms "$alone")")x"
+    stop_server
+}
+
+phase_memory() {
+    seed_users "$work/seed.json" 5000
+    start_server memory SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
+    load put.lua /user/password 2 "$connections" USER_COUNT=5000 >/dev/null
+    tokens_of memory >"$work/tokens.txt"
+    local idle connected permits=$(nproc)
+    idle=$(peak_rss_kib)
+
+    # The same 1,000 connections sending confirms that are refused before any hashing (a
+    # well-formed token nobody was sent): what the connections and requests cost by themselves.
+    printf 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n' >"$work/unknown-token.txt"
+    local refused
+    refused=$(load confirm.lua "" 5 1000 TOKEN_FILE="$work/unknown-token.txt")
+    connected=$(peak_rss_kib)
+
+    say ""
+    say "-- memory: 1000 concurrent confirms for ${duration}s, $(wc -l <"$work/tokens.txt") links"
+    local confirms peak
+    confirms=$(load confirm.lua "" "$duration" 1000 TOKEN_FILE="$work/tokens.txt")
+    peak=$(peak_rss_kib)
+    say "   refused first: $refused"
+    say "   confirm:       $confirms"
+    local hashing=$((permits * 19456 * 12 / 10))
+    say "   peak RSS: $((idle / 1024)) MiB idle, $((connected / 1024)) MiB with 1000 refused" \
+        "confirms, $((peak / 1024)) MiB with 1000 confirms; hashing allowance $permits x 19 MiB" \
+        "x 1.2 = $((hashing / 1024)) MiB"
+    say "   peak / (idle + allowance) = $(ratio "$peak" $((idle + hashing)));" \
+        "peak / (1000 refused + allowance) = $(ratio "$peak" $((connected + hashing)))"
+    stop_server
+}
+
+sql() { psql -qtA -v ON_ERROR_STOP=1 "$pg_url" "$@"; }
+
+# fresh_database USERS PENDING: a new database whose schema the server creates, with users
+# 0 .. USERS-1 (ids are plain numbers) and, for users 0 .. PENDING-1, a link sent two minutes
+# ago, as other users' outstanding links would be.
+fresh_database() {
+    psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_database" >/dev/null
+    psql -q "$pg_server/postgres" -c "CREATE DATABASE $pg_database" >/dev/null
+    pg_databases+=("$pg_database")
+    seed_users "$work/none.json" 1 "" 1
+    start_server schema DATABASE_URL="$pg_url" SEED_USERS="$work/none.json"
+    stop_server
+    sql -c "INSERT INTO users (id, email) SELECT g::text, g || '@example.test'
+            FROM generate_series(0, $1 - 1) g ON CONFLICT DO NOTHING"
+    sql -c "INSERT INTO password_setup_pending
+                (user_id, token_digest, issued_at, expires_at, sent_at, revision)
+            SELECT g::text, sha256(g::text::bytea), now() - interval '2 minutes',
+                   now() + interval '1 day', ARRAY[now() - interval '2 minutes'], 1
+            FROM generate_series(0, $2 - 1) g"
+    sql -c "VACUUM ANALYZE"
+}
+
+# pgbench_fresh FIRST SECONDS: transactions per second of request.sql from user FIRST on.
+pgbench_fresh() {
+    pgbench -n -M prepared -c "$connections" -j 1 -T "$2" -f "$lua/request.sql" \
+        -D first="$1" -D clients="$connections" -D k=0 "$pg_url" >"$work/pgbench.txt" 2>&1 || {
+        cat "$work/pgbench.txt" >&2
+        exit 1
+    }
+    local tps processed
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.txt")
+    processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' \
+        "$work/pgbench.txt")
+    echo "tps=$tps transactions=$processed"
+}
+
+# PUT /user/password with PostgreSQL behind it, beside the baseline handler and beside
+# pgbench running the store's statements for the same kind of request, at the same
+# concurrency (LOAD_CONNECTIONS, 16 by default here: the example's pool size).
+phase_postgres() {
+    local connections=${LOAD_CONNECTIONS:-16}
+    local per_round=$((duration * 6000))
+    local users=$((rounds * 2 * per_round + 40000))
+    # Users 0 .. 19999 have links already, so the pending table has rows and statistics
+    # before the measured requests start inserting.
+    fresh_database "$users" 20000
+    # The server needs demo tokens only for the users its rows use: the even blocks.
+    : >"$work/ids.txt"
+    for round in $(seq 0 $((rounds - 1))); do
+        seq $((40000 + 2 * round * per_round)) $((40000 + (2 * round + 1) * per_round - 1)) >>"$work/ids.txt"
+    done
+    seq 0 19999 >>"$work/ids.txt"
+    awk 'BEGIN { printf "[" }
+        { printf "%s{\"id\":\"%s\",\"email\":\"%s@example.test\"}", (NR > 1 ? "," : ""), $1, $1 }
+        END { print "]" }' "$work/ids.txt" >"$work/seed.json"
+    start_server put-postgres DATABASE_URL="$pg_url" SEED_USERS="$work/seed.json" \
+        RESEND_COOLDOWN_SECS=3600
+    say ""
+    say "-- postgres: PUT /user/password, $users users in PostgreSQL $(sql -c 'SHOW server_version')," \
+        "$connections connections (wrk and pgbench)"
+
+    load put.lua /bench/baseline 2 "$connections" USER_PREFIX= USER_COUNT=20000 >/dev/null
+    load put.lua /user/password 2 "$connections" USER_PREFIX= USER_COUNT=20000 >/dev/null
+    pgbench_fresh 20000 2 >/dev/null
+
+    local base_rps=() fresh_rps=() bench_tps=() to_base=() to_pgbench=()
+    for round in $(seq 0 $((rounds - 1))); do
+        local first=$((40000 + 2 * round * per_round)) base fresh bench
+        base=$(load put.lua /bench/baseline "$duration" "$connections" USER_PREFIX= USER_COUNT=20000)
+        fresh=$(load put.lua /user/password "$duration" "$connections" USER_PREFIX= \
+            FIRST_USER="$first" USER_COUNT="$per_round")
+        if grep -q 'users reused: [1-9]' "$work/wrk.txt"; then
+            say "   warning: the fresh row ran out of new users and repeated some"
+        fi
+        bench=$(pgbench_fresh $((first + per_round)) "$duration")
+        say "   round $((round + 1)) baseline: $base"
+        say "   round $((round + 1)) fresh:    $fresh"
+        say "   round $((round + 1)) pgbench:  $bench"
+        base_rps+=("$(field rps "$base")")
+        fresh_rps+=("$(field rps "$fresh")")
+        bench_tps+=("$(field tps "$bench")")
+        to_base+=("$(ratio "$(field rps "$fresh")" "$(field rps "$base")")")
+        to_pgbench+=("$(ratio "$(field rps "$fresh")" "$(field tps "$bench")")")
+    done
+    say "   median: baseline $(median <<<"${base_rps[*]}") req/s, fresh" \
+        "$(median <<<"${fresh_rps[*]}") req/s, pgbench $(median <<<"${bench_tps[*]}") tps"
+    say "   median of the rounds' ratios: fresh / baseline $(median <<<"${to_base[*]}")," \
+        "fresh / pgbench $(median <<<"${to_pgbench[*]}")"
+    stop_server
+}
+
+# The request path (every request issues a link: no cooldown) over 10,000 users spread
+# evenly across tables of 10 thousand and of 1 million users, each with a pending row. One
+# server per size, both running; the rounds alternate between them so that whatever else
+# the machine does weighs on both alike.
+phase_growth() {
+    local connections=${LOAD_CONNECTIONS:-16}
+    local sizes=(10000 1000000) ports=() pids=()
+    say ""
+    say "-- growth: PUT /user/password issuing a link every time, 10000 users spread over the table"
+    for size in "${sizes[@]}"; do
+        local pg_database=password_setup_load_$size
+        local pg_url=$pg_server/$pg_database
+        fresh_database "$size" "$size"
+        seed_users "$work/seed-$size.json" 10000 "" $((size / 10000))
+        start_server "growth-$size" DATABASE_URL="$pg_url" SEED_USERS="$work/seed-$size.json" \
+            RESEND_COOLDOWN_SECS=0 DAILY_EMAIL_CAP=100000
+        say "   $size users: $(sql -c "SELECT pg_size_pretty(pg_database_size('$pg_database'))")"
+        ports+=("$server_port")
+        pids+=("$server_pid")
+        server_pid=
+    done
+    # stop_server stops one server; the other is stopped here or by cleanup through this list.
+    extra_pids=("${pids[@]}")
+
+    local small=() large=() ratios=()
+    for round in $(seq 0 "$rounds"); do
+        local index rows=()
+        for index in 0 1; do
+            local size=${sizes[$index]} row
+            server_port=${ports[$index]}
+            row=$(load put.lua /user/password "$duration" "$connections" USER_PREFIX= \
+                USER_STEP=$((size / 10000)) USER_COUNT=10000)
+            rows+=("$(field rps "$row")")
+            # Round 0 warms both servers up and is not counted.
+            if ((round > 0)); then
+                say "   round $round, $size users: $row"
+            fi
+        done
+        if ((round > 0)); then
+            small+=("${rows[0]}")
+            large+=("${rows[1]}")
+            ratios+=("$(ratio "${rows[1]}" "${rows[0]}")")
+        fi
+    done
+    say "   median req/s: 10k users $(median <<<"${small[*]}"), 1M users $(median <<<"${large[*]}");" \
+        "median of the rounds' 1M / 10k: $(median <<<"${ratios[*]}")"
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    extra_pids=()
+}
+
+main() {
+    command -v wrk >/dev/null || {
+        echo "wrk is missing: apt-get install wrk" >&2
+        exit 1
+    }
+    mkdir -p "$(dirname "$results")"
+    if [[ -z "${LOAD_SKIP_BUILD:-}" ]]; then
+        cargo build --release --quiet --example axum --bench argon2_rate
+    fi
+    machine
+    for phase in $phases; do
+        case $phase in
+        put) phase_put put-memory ;;
+        put-quiet) phase_put put-memory-quiet LOG_LEVEL=warn ;;
+        confirm) phase_confirm ;;
+        memory) phase_memory ;;
+        postgres) phase_postgres ;;
+        growth) phase_growth ;;
+        *) echo "unknown phase $phase" >&2 && exit 2 ;;
+        esac
+    done
+}
+
+main
