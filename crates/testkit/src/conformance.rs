@@ -341,6 +341,14 @@ impl Bench {
         }
     }
 
+    /// Whether the user's stored hash is a password (not NULL, not empty).
+    async fn has_password(&self, user: &UserId) -> bool {
+        self.fixture
+            .stored_hash(user)
+            .await
+            .is_some_and(|hash| !hash.is_empty())
+    }
+
     /// Another service instance over a fresh store instance, sharing the clock.
     async fn second_instance(&self) -> Instance {
         Instance::new(self.fixture.as_ref(), self.clock.clone(), self.policy).await
@@ -643,13 +651,7 @@ async fn a_newer_link_supersedes_the_older(fixture: Arc<dyn StoreFixture>) {
         matches!(old, Err(SetupError::TokenInvalid)),
         "the older link is refused, got {old:?}"
     );
-    assert!(
-        bench
-            .fixture
-            .stored_hash(&user)
-            .await
-            .is_none_or(|hash| hash.is_empty())
-    );
+    assert!(!bench.has_password(&user).await, "no password was stored");
     let state = bench.main.state(&user).await;
     assert!(
         matches!(state, SetupState::Pending(p) if p.digest == digest_of(&second)),
@@ -1001,13 +1003,7 @@ async fn a_link_stays_dead_when_a_password_set_elsewhere_is_cleared_again(
         matches!(revived, Err(SetupError::TokenInvalid)),
         "a link from before the password stays dead, got {revived:?}"
     );
-    assert!(
-        bench
-            .fixture
-            .stored_hash(&user)
-            .await
-            .is_none_or(|hash| hash.is_empty())
-    );
+    assert!(!bench.has_password(&user).await, "no password was stored");
 
     bench
         .main
@@ -1121,13 +1117,7 @@ async fn writes_are_compare_and_set(fixture: Arc<dyn StoreFixture>) {
         CompleteOutcome::TokenGone,
         "a superseded digest cannot complete"
     );
-    assert!(
-        bench
-            .fixture
-            .stored_hash(&user)
-            .await
-            .is_none_or(|hash| hash.is_empty())
-    );
+    assert!(!bench.has_password(&user).await, "no password was stored");
 
     store
         .withdraw(&user, &first)
