@@ -105,27 +105,12 @@ async fn wait_for_heading(browser: &WebDriver, expected: &str) {
 }
 
 async fn fill_and_submit(browser: &WebDriver, password: &str) {
-    browser
-        .find(By::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    browser
-        .find(By::Id("password_confirmation"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    browser
-        .find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    for field in ["password", "password_confirmation"] {
+        let input = browser.find(By::Id(field)).await.unwrap();
+        input.send_keys(password).await.unwrap();
+    }
+    let submit = browser.find(By::Css("button[type=submit]")).await.unwrap();
+    submit.click().await.unwrap();
 }
 
 fn put_password(server: &Server, bearer: &str) -> u16 {

@@ -52,6 +52,15 @@ fn store_with_alice() -> Arc<MemoryUserStore> {
     Arc::new(store)
 }
 
+/// A mock store whose reads answer with alice's real record; writes are up to each test.
+async fn mock_store_that_reads_alice() -> MockUserStore {
+    use password_setup_core::UserStore as _;
+    let record = store_with_alice().load(&alice()).await.unwrap();
+    let mut store = MockUserStore::new();
+    store.expect_load().returning(move |_| Ok(record.clone()));
+    store
+}
+
 fn credential() -> BearerCredential {
     BearerCredential::new("alice-token")
 }
@@ -101,13 +110,7 @@ async fn a_failed_send_leaves_no_pending_token_and_a_retry_sends_a_working_link(
 
 #[tokio::test]
 async fn c14b_a_store_that_fails_the_write_sends_no_email() {
-    let real = store_with_alice();
-    let mut store = MockUserStore::new();
-    let record = {
-        use password_setup_core::UserStore as _;
-        real.load(&alice()).await.unwrap()
-    };
-    store.expect_load().returning(move |_| Ok(record.clone()));
+    let mut store = mock_store_that_reads_alice().await;
     store
         .expect_issue()
         .times(1)
@@ -141,13 +144,7 @@ async fn a_store_that_cannot_be_read_answers_501_and_mails_nothing() {
 
 #[tokio::test]
 async fn when_taking_back_an_unsent_link_also_fails_the_send_failure_is_reported() {
-    let real = store_with_alice();
-    let record = {
-        use password_setup_core::UserStore as _;
-        real.load(&alice()).await.unwrap()
-    };
-    let mut store = MockUserStore::new();
-    store.expect_load().returning(move |_| Ok(record.clone()));
+    let mut store = mock_store_that_reads_alice().await;
     store
         .expect_issue()
         .returning(|_, _, _| Ok(password_setup_core::IssueOutcome::Issued));
@@ -305,13 +302,7 @@ async fn an_unknown_user_gets_404() {
 
 #[tokio::test]
 async fn a_store_that_always_conflicts_ends_in_a_bounded_number_of_attempts() {
-    let real = store_with_alice();
-    let record = {
-        use password_setup_core::UserStore as _;
-        real.load(&alice()).await.unwrap()
-    };
-    let mut store = MockUserStore::new();
-    store.expect_load().returning(move |_| Ok(record.clone()));
+    let mut store = mock_store_that_reads_alice().await;
     store
         .expect_issue()
         .times(1..=16)
