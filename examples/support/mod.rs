@@ -15,6 +15,7 @@
 //! | `SETUP_TTL_SECS` | link lifetime | 86400 |
 //! | `RESEND_COOLDOWN_SECS` | repeats within this send nothing | 60 |
 //! | `DAILY_EMAIL_CAP` | emails per user per 24 hours | 5 |
+//! | `HASH_QUEUE_LIMIT` | confirms that may wait for a hashing thread; more answer 501 `server-busy` | 64 per CPU |
 //!
 //! With none of the storage, mail or identity variables set, the server runs the embedded
 //! demo: in-memory store, emails printed to the terminal, a demo user whose bearer token is
@@ -51,6 +52,7 @@ pub(crate) struct Settings {
     pub(crate) jwt_issuer: Option<String>,
     pub(crate) jwt_audience: Option<String>,
     pub(crate) policy: SetupPolicy,
+    pub(crate) hash_queue_limit: Option<usize>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -113,6 +115,7 @@ impl Settings {
             jwt_issuer: var("AUTH_JWT_ISSUER"),
             jwt_audience: var("AUTH_JWT_AUDIENCE"),
             policy,
+            hash_queue_limit: parsed("HASH_QUEUE_LIMIT")?,
         })
     }
 }
@@ -319,8 +322,11 @@ pub(crate) async fn build(settings: &Settings, bound: SocketAddr) -> Result<App,
         .to_owned(),
     );
 
-    let hasher =
+    let mut hasher =
         BlockingHasher::per_cpu(HashingParams::OWASP).map_err(|error| error.to_string())?;
+    if let Some(waiting) = settings.hash_queue_limit {
+        hasher = hasher.with_queue_limit(waiting);
+    }
     let service = PasswordSetup::builder()
         .store(users.store())
         .mailer(mailer)

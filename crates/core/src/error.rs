@@ -120,6 +120,7 @@ impl SetupError {
             },
             Self::Store(_) => "store-unavailable",
             Self::Mail(_) => "mail-not-sent",
+            Self::Hashing(HashingError::Busy { .. }) => "server-busy",
             Self::Hashing(_) => "hashing-failed",
             Self::Contention => "concurrent-modification",
         }
@@ -144,6 +145,7 @@ impl SetupError {
                 PolicyViolation::MatchesUserId => "Password matches the user name",
                 PolicyViolation::TooCommon => "Password too common",
             },
+            Self::Hashing(HashingError::Busy { .. }) => "Server busy",
             Self::Store(_) | Self::Hashing(_) | Self::Contention => "Internal server error",
             Self::Mail(_) => "Email could not be sent",
         }
@@ -182,6 +184,11 @@ impl SetupError {
                 sentence.push('.');
                 sentence
             }
+            Self::Hashing(HashingError::Busy { retry_after }) => format!(
+                "Too many passwords are being set right now; the link still works, \
+                 try again in {} seconds.",
+                retry_after_seconds(*retry_after)
+            ),
             Self::Store(_) | Self::Hashing(_) | Self::Contention => {
                 "The request could not be completed; please try again.".into()
             }
@@ -198,12 +205,21 @@ impl SetupError {
         }
     }
 
-    /// For a rate-limit refusal, whole seconds until the client may retry.
+    /// For a rate-limit refusal or a busy server, whole seconds until the client may retry.
     pub fn retry_after_seconds(&self) -> Option<u64> {
         match self {
-            Self::TooManyRequests { retry_after } => Some(retry_after_seconds(*retry_after)),
+            Self::TooManyRequests { retry_after }
+            | Self::Hashing(HashingError::Busy { retry_after }) => {
+                Some(retry_after_seconds(*retry_after))
+            }
             _ => None,
         }
+    }
+
+    /// Whether the server refused the work because it is overloaded, not because anything
+    /// failed: the same request can succeed a moment later.
+    pub fn is_overload(&self) -> bool {
+        matches!(self, Self::Hashing(HashingError::Busy { .. }))
     }
 
     /// Whether the fault lies on the server side (and is logged as an error).
@@ -242,5 +258,22 @@ mod tests {
         );
         assert_eq!(error.pointer(), Some(PASSWORD_POINTER));
         assert_eq!(error.status(), 422);
+    }
+
+    #[test]
+    fn a_busy_hasher_answers_501_with_a_retry_time() {
+        let error = SetupError::from(HashingError::Busy {
+            retry_after: Duration::milliseconds(2_300),
+        });
+        assert_eq!(error.status(), 501);
+        assert_eq!(error.code(), "server-busy");
+        assert_eq!(error.retry_after_seconds(), Some(3));
+        assert!(error.is_overload());
+        assert!(error.detail().contains("try again in 3 seconds"));
+        assert_eq!(
+            SetupError::from(HashingError::Failed).retry_after_seconds(),
+            None
+        );
+        assert!(!SetupError::from(HashingError::Failed).is_overload());
     }
 }

@@ -102,6 +102,13 @@ pub enum HashingError {
     /// Argon2 itself failed, or the hashing worker went away.
     #[error("password hashing failed")]
     Failed,
+    /// So many hashes are already running and waiting that this one was refused rather than
+    /// queued. Nothing was hashed; the same password can be submitted again later.
+    #[error("too many passwords are waiting to be hashed")]
+    Busy {
+        /// About how long until the queue has room again.
+        retry_after: time::Duration,
+    },
 }
 
 /// Hashes a normalised password with Argon2id and a fresh random salt.

@@ -26,7 +26,7 @@ use password_setup_core::{
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-pub use hasher::BlockingHasher;
+pub use hasher::{BlockingHasher, DEFAULT_WAITING_PER_PERMIT};
 pub use page::Pages;
 pub use request::{
     CONFIRM_TYPE, FormProblem, FormSubmission, MAX_BODY_BYTES, Submission, bearer_credential,
@@ -269,6 +269,13 @@ impl SetupEndpoints {
                 "A password is already set",
                 "This account already has a password. Sign in, or use the password reset.",
             ),
+            _ if error.is_overload() => {
+                let mut page = self.pages.form(status, token, Some(&error.detail()));
+                if let Some(seconds) = error.retry_after_seconds() {
+                    page.headers.push(("Retry-After", seconds.to_string()));
+                }
+                page
+            }
             _ if error.is_server_failure() => {
                 let reference = logged
                     .document

@@ -240,3 +240,89 @@ async fn an_expired_link_gets_its_own_page() {
     assert_eq!(expired.status, 400);
     assert!(html(&expired).contains("expired"));
 }
+
+/// Refuses the next `busy_for` hashes as a full hashing queue would, then hashes for real.
+struct BusyHasher {
+    busy_for: std::sync::atomic::AtomicUsize,
+    inner: password_setup_core::Argon2idHasher,
+}
+
+#[async_trait::async_trait]
+impl password_setup_core::PasswordHasher for BusyHasher {
+    async fn hash(
+        &self,
+        password: password_setup_core::NormalizedPassword,
+    ) -> Result<password_setup_core::PasswordHash, password_setup_core::HashingError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .busy_for
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(password_setup_core::HashingError::Busy {
+                retry_after: Duration::milliseconds(1_500),
+            });
+        }
+        self.inner.hash(password).await
+    }
+}
+
+#[tokio::test]
+async fn a_busy_hasher_answers_501_with_retry_after_and_the_link_still_works() {
+    let h = Harness::new();
+    h.add_user("alice", "alice@example.test");
+    let service = password_setup_core::PasswordSetup::builder()
+        .store(h.store.clone())
+        .mailer(h.mailer.clone())
+        .identity_provider(h.identity.clone())
+        .clock(h.clock.clone())
+        .hasher(std::sync::Arc::new(BusyHasher {
+            busy_for: 2.into(),
+            inner: password_setup_core::Argon2idHasher::new(
+                password_setup_core::HashingParams::INSECURE_FOR_TESTS,
+            )
+            .unwrap(),
+        }))
+        .public_base_url(Harness::BASE_URL)
+        .build()
+        .unwrap();
+    let endpoints = SetupEndpoints::new(service);
+    endpoints
+        .request_password(Some(b"Bearer bearer-alice"))
+        .await;
+    let token = h.last_token().unwrap();
+
+    let busy = endpoints
+        .confirm(
+            JSON_API,
+            &confirm_body(token.expose_secret(), "long enough"),
+        )
+        .await;
+    assert_eq!(busy.status, 501);
+    assert_eq!(busy.header("retry-after"), Some("2"));
+    let error = &json(&busy)["errors"][0];
+    assert_eq!(error["code"], "server-busy");
+    assert_eq!(error["meta"]["retryAfterSeconds"], 2);
+
+    let form = format!(
+        "token={}&password=long+enough&password_confirmation=long+enough",
+        token.expose_secret()
+    );
+    let busy_page = endpoints.submit_form(FORM, form.as_bytes()).await;
+    assert_eq!(busy_page.status, 501);
+    assert_eq!(busy_page.header("retry-after"), Some("2"));
+    let page = html(&busy_page);
+    assert!(page.contains("try again in 2 seconds"), "{page}");
+    assert!(
+        page.contains(token.expose_secret()),
+        "the form keeps the link"
+    );
+    assert!(matches!(
+        h.store.state(&UserId::new("alice")),
+        Some(SetupState::Pending(_))
+    ));
+
+    let done = endpoints.submit_form(FORM, form.as_bytes()).await;
+    assert_eq!(done.status, 200);
+    assert!(h.password_verifies("alice", "long enough"));
+}
