@@ -6,7 +6,9 @@
 //! the confirm load, so both figures come from the same machine in the same state.
 //!
 //! Run with `cargo bench --bench argon2_rate`; `ARGON2_RATE_SECS` sets the time per phase
-//! (default 3). It prints one `RESULT` line for scripts.
+//! (default 3), and `ARGON2_RATE_MEMORY_KIB` replaces the memory cost, to see how the
+//! parallel rate depends on whether the hashes' memory fits in the CPU caches together. It
+//! prints one `RESULT` line for scripts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -16,9 +18,21 @@ use std::time::{Duration, Instant};
 use argon2::{Algorithm, Argon2, Params, Version};
 use password_setup::HashingParams;
 
+/// The parameters measured: OWASP's, or its memory cost replaced by `ARGON2_RATE_MEMORY_KIB`.
+fn params() -> HashingParams {
+    let mut params = HashingParams::OWASP;
+    if let Some(kib) = std::env::var("ARGON2_RATE_MEMORY_KIB")
+        .ok()
+        .and_then(|text| text.parse().ok())
+    {
+        params.memory_kib = kib;
+    }
+    params
+}
+
 /// Hashes for `length` on the calling thread; returns how many were done and how long they took.
 fn hash_for(length: Duration) -> (u32, Duration) {
-    let params = HashingParams::OWASP;
+    let params = params();
     let argon2 = Argon2::new(
         Algorithm::Argon2id,
         Version::V0x13,
@@ -75,7 +89,7 @@ fn main() {
         })
         .sum();
 
-    let params = HashingParams::OWASP;
+    let params = params();
     println!(
         "argon2id m={} KiB t={} p={}: {:.2} ms per hash on one thread \
          ({:.1}/s x {cpus} cpus = {:.1}/s); {:.1}/s measured on {cpus} threads",
@@ -88,7 +102,9 @@ fn main() {
         rate,
     );
     println!(
-        "RESULT cpus={cpus} ms_per_hash={:.3} cores_over_time={:.1} parallel_rate={rate:.1}",
+        "RESULT cpus={cpus} memory_kib={} ms_per_hash={:.3} cores_over_time={:.1} \
+         parallel_rate={rate:.1}",
+        params.memory_kib,
         per_hash.as_secs_f64() * 1e3,
         cpus as f64 / per_hash.as_secs_f64(),
     );

@@ -194,24 +194,34 @@ phase_confirm() {
     say ""
     say "-- confirm: OWASP parameters, $(wc -l <"$work/tokens.txt") links issued"
 
-    local bare
-    bare=$("$(ls -t "$repo"/target/release/deps/argon2_rate-* | grep -v '\.d$' | head -1)" |
-        grep '^RESULT' | sed 's/^RESULT //')
-    say "   bare argon2id: $bare"
-
-    local confirms
-    sed -n '1,5000p' "$work/tokens.txt" >"$work/confirm-tokens.txt"
-    confirms=$(load confirm.lua "" "$duration" "$connections" TOKEN_FILE="$work/confirm-tokens.txt")
-    say "   confirm: $confirms"
-    say "   confirms/s $(field rps "$confirms") = $(ratio "$(field rps "$confirms")" \
-        "$(field cores_over_time "$bare")") of cores/time-per-hash," \
-        "$(ratio "$(field rps "$confirms")" "$(field parallel_rate "$bare")") of the measured parallel rate"
+    # Rounds of: the bare Argon2id rate (one thread, then one per CPU), then the server's
+    # confirms per second, so that each ratio compares neighbours measured seconds apart.
+    local round to_cores=() to_parallel=() bare_parallel=()
+    for round in $(seq 1 "$rounds"); do
+        local bare confirms
+        bare=$("$(ls -t "$repo"/target/release/deps/argon2_rate-* | grep -v '\.d$' | head -1)" |
+            grep '^RESULT' | sed 's/^RESULT //')
+        sed -n "$(((round - 1) * 2000 + 1)),$((round * 2000))p" "$work/tokens.txt" \
+            >"$work/confirm-tokens.txt"
+        confirms=$(load confirm.lua "" "$duration" "$connections" \
+            TOKEN_FILE="$work/confirm-tokens.txt")
+        say "   round $round bare argon2id: $bare"
+        say "   round $round confirm:       $confirms"
+        to_cores+=("$(ratio "$(field rps "$confirms")" "$(field cores_over_time "$bare")")")
+        to_parallel+=("$(ratio "$(field rps "$confirms")" "$(field parallel_rate "$bare")")")
+        bare_parallel+=("$(ratio "$(field parallel_rate "$bare")" "$(field cores_over_time "$bare")")")
+    done
+    say "   confirms/s over cores/time-per-hash: ${to_cores[*]} (median $(median <<<"${to_cores[*]}"))"
+    say "   confirms/s over the bare rate measured on all CPUs at once: ${to_parallel[*]}" \
+        "(median $(median <<<"${to_parallel[*]}"))"
+    say "   the bare rate on all CPUs over cores/time-per-hash (the machine's own ceiling):" \
+        "${bare_parallel[*]} (median $(median <<<"${bare_parallel[*]}"))"
 
     # Light PUT traffic (repeats inside the cooldown), first alone, then while confirms keep
     # every hashing permit busy.
     local alone busy
     alone=$(load put.lua /user/password "$duration" 4 FIRST_USER=10000 USER_COUNT=10000)
-    sed -n '5001,10000p' "$work/tokens.txt" >"$work/confirm-tokens.txt"
+    sed -n '6001,10000p' "$work/tokens.txt" >"$work/confirm-tokens.txt"
     env LOAD_THREADS=1 TOKEN_FILE="$work/confirm-tokens.txt" \
         wrk -t1 -c"$connections" -d"$((duration + 4))s" --timeout 120s -s "$lua/confirm.lua" \
         "http://127.0.0.1:$server_port" >"$work/wrk-confirm.txt" 2>&1 &
@@ -227,9 +237,14 @@ phase_confirm() {
     stop_server
 }
 
+# Peak resident memory under 1,000 concurrent confirms, twice: with room in the hashing queue
+# for all of them (what waiting costs), and with the default queue bound, beyond which
+# confirms are refused at once with 501 server-busy (what a flood of clients that ignore
+# Retry-After does to the confirms that get through).
 phase_memory() {
     seed_users "$work/seed.json" 5000
-    start_server memory SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
+    start_server memory SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600 \
+        HASH_QUEUE_LIMIT=1000
     load put.lua /user/password 2 "$connections" USER_COUNT=5000 >/dev/null
     tokens_of memory >"$work/tokens.txt"
     local idle connected permits=$(nproc)
@@ -243,7 +258,8 @@ phase_memory() {
     connected=$(peak_rss_kib)
 
     say ""
-    say "-- memory: 1000 concurrent confirms for ${duration}s, $(wc -l <"$work/tokens.txt") links"
+    say "-- memory: 1000 concurrent confirms for ${duration}s, $(wc -l <"$work/tokens.txt") links," \
+        "queue room for all of them"
     local confirms peak
     confirms=$(load confirm.lua "" "$duration" 1000 TOKEN_FILE="$work/tokens.txt")
     peak=$(peak_rss_kib)
@@ -255,6 +271,26 @@ phase_memory() {
         "x 1.2 = $((hashing / 1024)) MiB"
     say "   peak / (idle + allowance) = $(ratio "$peak" $((idle + hashing)));" \
         "peak / (1000 refused + allowance) = $(ratio "$peak" $((connected + hashing)))"
+    stop_server
+
+    # Every refusal uses up a link in this script (it cannot tell which request was refused),
+    # so there must be links for every request the flood makes.
+    local users=200000
+    seed_users "$work/seed.json" "$users"
+    start_server memory-bounded SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
+    load put.lua /user/password 15 "$connections" USER_COUNT="$users" >/dev/null
+    tokens_of memory-bounded >"$work/tokens.txt"
+    local connections_cost=$((connected - idle))
+    idle=$(peak_rss_kib)
+    say "-- memory: 1000 concurrent confirms for ${duration}s, $(wc -l <"$work/tokens.txt") links," \
+        "default queue bound ($permits x 64)"
+    confirms=$(load confirm.lua "" "$duration" 1000 TOKEN_FILE="$work/tokens.txt")
+    peak=$(peak_rss_kib)
+    say "   confirm:       $confirms"
+    say "   $(grep 'past the last token' "$work/wrk.txt")"
+    say "   peak RSS: $((idle / 1024)) MiB after issuing the links, $((peak / 1024)) MiB with" \
+        "1000 confirms; peak / (that + the 1000 connections' cost above + allowance) =" \
+        "$(ratio "$peak" $((idle + connections_cost + hashing)))"
     stop_server
 }
 

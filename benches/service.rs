@@ -4,14 +4,14 @@
 //! |---|---|---|
 //! | `token` | a fresh request through the service (store write, link, mail) | 32 random bytes, their SHA-256 and base64 text, done directly |
 //! | `request` | a fresh request, a repeat inside the cooldown, the HTTP endpoint | the token floor |
-//! | `confirm` | confirm through the service at the test and the OWASP parameters, hashing on the calling thread and on the blocking pool | one bare Argon2id hash at the same parameters, in fresh and in kept memory |
+//! | `confirm` | confirm through the service at the test and the OWASP parameters, hashing on the calling thread and on a `BlockingHasher` thread | one bare Argon2id hash at the same parameters, in fresh and in kept memory |
 //! | `error_document` | mapping an error to its JSON:API answer and serialising it | serialising the finished document |
 //!
 //! The service runs over the in-memory store and identity table, the system clock, and a
 //! mailer that keeps only the last token (so memory stays flat however long criterion runs).
 //! The confirm rows hash once on the calling thread ([`Argon2idHasher`], fresh memory per
-//! hash) and once as servers do ([`BlockingHasher`], kept memory, one hop to tokio's blocking
-//! pool).
+//! hash) and once as servers do ([`BlockingHasher`], kept memory, one hop to a hashing
+//! thread of its own).
 //!
 //! Run with `cargo bench --bench service`; add a filter such as `-- confirm` for one group.
 
@@ -245,7 +245,7 @@ fn confirm_at(c: &mut Criterion, label: &str, params: HashingParams, samples: us
     );
     for (hasher, fixture) in [
         ("Argon2idHasher (calling thread)", &on_thread),
-        ("BlockingHasher (blocking pool)", &blocking),
+        ("BlockingHasher (hashing thread)", &blocking),
     ] {
         group.bench_function(format!("service: confirm, {hasher}"), |b| {
             b.iter_batched(

@@ -39,9 +39,12 @@ function done(summary, latency, requests)
     exhausted_total = exhausted_total + thread:get("exhausted")
   end
   io.write(string.format("requests past the last token: %d\n", exhausted_total))
-  io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f requests=%d non2xx=%d errors=%d\n",
-    summary.requests / (summary.duration / 1e6),
+  local seconds = summary.duration / 1e6
+  io.write(string.format(
+    "RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f requests=%d non2xx=%d ok_per_s=%.1f errors=%d\n",
+    summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.requests, summary.errors.status,
+    (summary.requests - summary.errors.status) / seconds,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end

@@ -1,7 +1,8 @@
-//! Argon2id hashing off the async executor, with a bound on how many hashes run at once and
-//! on how many wait for their turn.
+//! Argon2id hashing on a few threads of its own, off the async executor, with a bound on how
+//! many hashes wait for a thread.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -10,122 +11,149 @@ use password_setup_core::{
     HashingError, HashingMemory, HashingParams, NormalizedPassword, PasswordHash, PasswordHasher,
     hash_password_in,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::oneshot;
 
-/// How many hashes may wait per running one unless [`BlockingHasher::with_queue_limit`] says
-/// otherwise. At the OWASP parameters a hash takes a few tens of milliseconds per core, so a
-/// full queue is a wait of one to two seconds.
+/// How many hashes may wait per hashing thread unless [`BlockingHasher::with_queue_limit`]
+/// says otherwise. At the OWASP parameters a hash takes a few tens of milliseconds, so a full
+/// queue is a wait of one to two seconds.
 pub const DEFAULT_WAITING_PER_PERMIT: usize = 64;
 
-/// Runs each hash on tokio's blocking thread pool, at most `permits` at a time, and lets at
-/// most a bounded number of further hashes wait for a turn.
+/// Runs each hash on one of `permits` threads of its own, and lets a bounded number of further
+/// hashes wait, in arrival order, for a thread to become free.
 ///
 /// Hashing takes tens of milliseconds and `memory_kib` of memory, so running it on an executor
 /// worker would stall every other request on that worker, and running it unbounded would let a
-/// burst of confirms exhaust memory. Confirms beyond the running bound wait their turn in
-/// arrival order, holding only a small future. Beyond the queue bound they are refused at
-/// once with [`HashingError::Busy`] (answered 501 with `Retry-After`; the link stays valid),
-/// so that a burst cannot make every confirm wait for many seconds. A permit is held until
-/// the hash has finished, even if the waiting request was dropped meanwhile, so the bound holds
-/// for the work actually running.
+/// burst of confirms exhaust memory. Each thread takes the next waiting hash the moment it
+/// finishes one, so a busy hasher never leaves a CPU idle between hashes (handing each hash
+/// to a general-purpose blocking pool costs two thread wake-ups per hash, which showed as idle
+/// CPU under load). Beyond the queue bound a hash is refused at once with
+/// [`HashingError::Busy`] (answered 501 with `Retry-After`; the link stays valid), so a burst
+/// cannot make every confirm wait for many seconds. A hash whose caller gave up while it
+/// waited is skipped when its turn comes.
 ///
-/// Each running hash works in a [`HashingMemory`] taken from a pool and put back afterwards,
-/// so after the first busy moment the hasher holds `permits` x `memory_kib` of memory for good
-/// and never asks the operating system for more: allocating it per hash would cost a page
-/// fault per 4 KiB on every hash, and the freed memory would pile up in the allocator's
-/// per-thread arenas across the blocking pool's threads.
+/// Each thread keeps one [`HashingMemory`] for good, wiped after every hash: after the first
+/// hashes the hasher holds `permits` x `memory_kib` of memory and never asks the operating
+/// system for more. Allocating it per hash would cost a page fault per 4 KiB on every hash,
+/// and the freed memory would pile up in the allocator's per-thread arenas.
+///
+/// The threads exit once every clone of the hasher has been dropped and the hashes already
+/// queued are done.
 #[derive(Debug, Clone)]
 pub struct BlockingHasher {
-    params: HashingParams,
-    permits: Arc<Semaphore>,
+    jobs: Sender<Job>,
+    counters: Arc<Counters>,
     limit: usize,
     queue_limit: usize,
-    waiting: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// Hashes accepted and not yet finished (or skipped): waiting plus running.
+    admitted: AtomicUsize,
+    running: AtomicUsize,
     /// A moving average of how long one hash takes, in nanoseconds; 0 until the first one.
-    hash_nanos: Arc<AtomicU64>,
-    /// Never holds more than `limit` entries: one is taken out only under a permit.
-    memory: Arc<Mutex<Vec<HashingMemory>>>,
+    hash_nanos: AtomicU64,
+}
+
+#[derive(Debug)]
+enum Job {
+    Hash {
+        password: NormalizedPassword,
+        reply: oneshot::Sender<Result<PasswordHash, HashingError>>,
+    },
+    /// Keeps a thread busy until the sender side is dropped, so tests can fill the threads.
+    #[cfg(test)]
+    Hold(std::sync::mpsc::Receiver<()>),
 }
 
 impl BlockingHasher {
-    /// A hasher running at most `permits` hashes at once (at least one), with
-    /// [`DEFAULT_WAITING_PER_PERMIT`] waiting places per permit.
+    /// A hasher with `permits` hashing threads (at least one) and
+    /// [`DEFAULT_WAITING_PER_PERMIT`] waiting places per thread.
     ///
     /// # Errors
-    /// [`HashingError::InvalidParams`] if Argon2 would refuse `params`.
+    /// [`HashingError::InvalidParams`] if Argon2 would refuse `params`;
+    /// [`HashingError::Failed`] if the operating system refuses to start a thread.
     pub fn new(params: HashingParams, permits: usize) -> Result<Self, HashingError> {
         password_setup_core::Argon2idHasher::new(params)?;
         let limit = permits.max(1);
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let queue = Arc::new(Mutex::new(queue));
+        let counters = Arc::new(Counters::default());
+        for index in 0..limit {
+            let queue = queue.clone();
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{index}"))
+                .spawn(move || work(&queue, &counters, params))
+                .map_err(|_| HashingError::Failed)?;
+        }
         Ok(Self {
-            params,
-            permits: Arc::new(Semaphore::new(limit)),
+            jobs,
+            counters,
             limit,
             queue_limit: limit.saturating_mul(DEFAULT_WAITING_PER_PERMIT),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            hash_nanos: Arc::new(AtomicU64::new(0)),
-            memory: Arc::new(Mutex::new(Vec::with_capacity(limit))),
         })
     }
 
-    /// A hasher bounded by the number of CPUs available to the process.
+    /// A hasher with one thread per CPU available to the process.
     ///
     /// # Errors
-    /// [`HashingError::InvalidParams`] if Argon2 would refuse `params`.
+    /// As [`BlockingHasher::new`].
     pub fn per_cpu(params: HashingParams) -> Result<Self, HashingError> {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         Self::new(params, cpus)
     }
 
-    /// Lets at most `waiting` hashes wait for a turn while all permits are taken; more are
-    /// refused with [`HashingError::Busy`]. Zero refuses every hash that cannot start at once.
+    /// Lets at most `waiting` hashes wait for a thread while all are busy; more are refused
+    /// with [`HashingError::Busy`]. Zero refuses every hash that cannot start at once.
     #[must_use]
     pub fn with_queue_limit(mut self, waiting: usize) -> Self {
         self.queue_limit = waiting;
         self
     }
 
-    /// The most hashes that run at once.
+    /// The most hashes that run at once: the number of hashing threads.
     pub fn limit(&self) -> usize {
         self.limit
     }
 
-    /// The most hashes that wait for a turn.
+    /// The most hashes that wait for a thread.
     pub fn queue_limit(&self) -> usize {
         self.queue_limit
     }
 
     /// Hashes running right now.
     pub fn running(&self) -> usize {
-        self.limit - self.permits.available_permits()
+        self.counters.running.load(Ordering::SeqCst)
     }
 
-    /// Hashes waiting for a turn right now.
+    /// Hashes waiting for a thread right now (including any whose caller has given up and that
+    /// a thread has yet to skip).
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        self.counters
+            .admitted
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.running())
     }
 
-    async fn permit(&self) -> Result<OwnedSemaphorePermit, HashingError> {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => return Ok(permit),
-            Err(TryAcquireError::Closed) => return Err(HashingError::Failed),
-            Err(TryAcquireError::NoPermits) => {}
-        }
-        let _place = QueuePlace::take(&self.waiting, self.queue_limit).ok_or_else(|| {
-            HashingError::Busy {
+    /// Takes a place for one more hash, or says how long until there may be one.
+    fn admit(&self) -> Result<(), HashingError> {
+        let capacity = self.limit.saturating_add(self.queue_limit);
+        self.counters
+            .admitted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                (now < capacity).then_some(now + 1)
+            })
+            .map(drop)
+            .map_err(|_| HashingError::Busy {
                 retry_after: self.expected_wait(),
-            }
-        })?;
-        self.permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashingError::Failed)
+            })
     }
 
     /// How long a full queue takes to drain, from the measured time per hash; one second
     /// before any hash has been measured.
     fn expected_wait(&self) -> time::Duration {
-        let per_hash = self.hash_nanos.load(Ordering::Relaxed);
+        let per_hash = self.counters.hash_nanos.load(Ordering::Relaxed);
         if per_hash == 0 {
             return time::Duration::SECOND;
         }
@@ -133,33 +161,66 @@ impl BlockingHasher {
         let nanos = per_hash.saturating_mul(rounds);
         time::Duration::nanoseconds(i64::try_from(nanos).unwrap_or(i64::MAX))
     }
-}
 
-/// One place in the queue of hashes waiting for a permit, given back when dropped (also when
-/// the waiting request is cancelled).
-struct QueuePlace<'a>(&'a AtomicUsize);
-
-impl<'a> QueuePlace<'a> {
-    fn take(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
-        waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
-                (now < limit).then_some(now + 1)
-            })
-            .ok()
-            .map(|_| Self(waiting))
+    fn submit(&self, job: Job) -> Result<(), HashingError> {
+        self.admit()?;
+        self.jobs.send(job).map_err(|_| {
+            self.counters.admitted.fetch_sub(1, Ordering::SeqCst);
+            HashingError::Failed
+        })
     }
 }
 
-impl Drop for QueuePlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+/// One hashing thread: takes jobs in arrival order until every sender is gone.
+fn work(queue: &Mutex<Receiver<Job>>, counters: &Counters, params: HashingParams) {
+    let mut memory: Option<HashingMemory> = None;
+    loop {
+        // The lock is held only while waiting for the next job; the other threads queue on it.
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else { return };
+        counters.running.fetch_add(1, Ordering::SeqCst);
+        let outcome = match job {
+            Job::Hash { password, reply } if !reply.is_closed() => {
+                let started = Instant::now();
+                let hashed = hash_in_kept_memory(&password, &params, &mut memory);
+                record_hash_time(&counters.hash_nanos, started.elapsed());
+                Some((reply, hashed))
+            }
+            // The caller stopped waiting: nobody would see the hash.
+            Job::Hash { .. } => None,
+            #[cfg(test)]
+            Job::Hold(release) => {
+                let _ = release.recv();
+                None
+            }
+        };
+        // Counted as finished before the caller hears of it, so that the counters are settled
+        // by the time the caller goes on.
+        counters.running.fetch_sub(1, Ordering::SeqCst);
+        counters.admitted.fetch_sub(1, Ordering::SeqCst);
+        if let Some((reply, hashed)) = outcome {
+            // The caller may have given up meanwhile; then the hash is simply dropped.
+            let _ = reply.send(hashed);
+        }
     }
+}
+
+fn hash_in_kept_memory(
+    password: &NormalizedPassword,
+    params: &HashingParams,
+    memory: &mut Option<HashingMemory>,
+) -> Result<PasswordHash, HashingError> {
+    let memory = match memory {
+        Some(memory) => memory,
+        None => memory.insert(HashingMemory::for_params(params)?),
+    };
+    hash_password_in(password, params, memory)
 }
 
 /// Folds one measured hash into the moving average (weight 1/8 for the new sample).
 fn record_hash_time(average: &AtomicU64, took: std::time::Duration) {
     let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-    // Lost updates between racing hashes only drop a sample; the average stays sound.
+    // Only the hashing threads write; a lost update between two of them only drops a sample.
     let previous = average.load(Ordering::Relaxed);
     let next = if previous == 0 {
         sample
@@ -172,27 +233,9 @@ fn record_hash_time(average: &AtomicU64, took: std::time::Duration) {
 #[async_trait]
 impl PasswordHasher for BlockingHasher {
     async fn hash(&self, password: NormalizedPassword) -> Result<PasswordHash, HashingError> {
-        let permit = self.permit().await?;
-        let params = self.params;
-        let pool = self.memory.clone();
-        let hash_nanos = self.hash_nanos.clone();
-        tokio::task::spawn_blocking(move || {
-            let kept = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let mut memory = match kept {
-                Some(memory) => memory,
-                None => HashingMemory::for_params(&params)?,
-            };
-            let started = Instant::now();
-            let hashed = hash_password_in(&password, &params, &mut memory);
-            record_hash_time(&hash_nanos, started.elapsed());
-            pool.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(memory);
-            drop(permit);
-            hashed
-        })
-        .await
-        .map_err(|_| HashingError::Failed)?
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Hash { password, reply })?;
+        answer.await.map_err(|_| HashingError::Failed)?
     }
 }
 
@@ -202,8 +245,32 @@ mod tests {
 
     use super::*;
 
+    impl BlockingHasher {
+        /// Occupies one hashing thread (or a waiting place) until the returned sender is
+        /// dropped.
+        fn hold(&self) -> std::sync::mpsc::Sender<()> {
+            let (release, held) = std::sync::mpsc::channel();
+            self.submit(Job::Hold(held)).unwrap();
+            release
+        }
+    }
+
+    async fn until(condition: impl Fn() -> bool) {
+        while !condition() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    fn spawn_hash(
+        hasher: &Arc<BlockingHasher>,
+        password: &'static str,
+    ) -> tokio::task::JoinHandle<Result<PasswordHash, HashingError>> {
+        let hasher = hasher.clone();
+        tokio::spawn(async move { hasher.hash(normalize_password(password)).await })
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn hashes_verify_and_never_run_beyond_the_bound() {
+    async fn hashes_verify_and_never_run_beyond_the_threads() {
         let hasher = Arc::new(BlockingHasher::new(HashingParams::OWASP, 2).unwrap());
         let peak = Arc::new(AtomicUsize::new(0));
         let sampler = {
@@ -233,15 +300,7 @@ mod tests {
 
         let peak = peak.load(Ordering::SeqCst);
         assert!((1..=2).contains(&peak), "peak {peak}");
-        assert_eq!(hasher.running(), 0);
-        let kept = hasher.memory.lock().unwrap().len();
-        assert!((1..=2).contains(&kept), "kept {kept}");
-    }
-
-    async fn until(condition: impl Fn() -> bool) {
-        while !condition() {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,23 +310,12 @@ mod tests {
                 .unwrap()
                 .with_queue_limit(2),
         );
-        // Every permit taken, as if long hashes were running.
-        let occupied = hasher.permits.clone().acquire_owned().await.unwrap();
-
-        let queued: Vec<_> = (0..2)
-            .map(|i| {
-                let hasher = hasher.clone();
-                tokio::spawn(async move {
-                    (
-                        i,
-                        hasher
-                            .hash(normalize_password(&format!("queued {i}")))
-                            .await,
-                    )
-                })
-            })
-            .collect();
-        until(|| hasher.waiting() == 2).await;
+        let occupied = hasher.hold();
+        let queued = [
+            spawn_hash(&hasher, "queued 0"),
+            spawn_hash(&hasher, "queued 1"),
+        ];
+        until(|| hasher.running() == 1 && hasher.waiting() == 2).await;
 
         let refused = hasher.hash(normalize_password("one too many")).await;
         let Err(HashingError::Busy { retry_after }) = refused else {
@@ -277,77 +325,82 @@ mod tests {
         assert_eq!(hasher.waiting(), 2, "a refusal takes no place");
 
         drop(occupied);
-        for task in queued {
-            let (i, hash) = task.await.unwrap();
-            assert!(verify_password(&format!("queued {i}"), &hash.unwrap()).unwrap());
+        for (i, task) in queued.into_iter().enumerate() {
+            let hash = task.await.unwrap().unwrap();
+            assert!(verify_password(&format!("queued {i}"), &hash).unwrap());
         }
-        assert_eq!(hasher.waiting(), 0);
-        assert_eq!(hasher.running(), 0);
+        assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
 
         // Once hashes have been timed, the estimate is a full queue's worth of them.
-        let per_hash = hasher.hash_nanos.load(Ordering::SeqCst);
-        assert!(per_hash > 0);
-        let occupied = hasher.permits.clone().acquire_owned().await.unwrap();
-        let _waiting: Vec<_> = (0..2)
-            .map(|_| {
-                let hasher = hasher.clone();
-                tokio::spawn(async move { hasher.hash(normalize_password("waiting")).await })
-            })
-            .collect();
+        let occupied = hasher.hold();
+        let _waiting = [
+            spawn_hash(&hasher, "waiting"),
+            spawn_hash(&hasher, "waiting"),
+        ];
         until(|| hasher.waiting() == 2).await;
         let Err(HashingError::Busy { retry_after }) =
             hasher.hash(normalize_password("refused")).await
         else {
             panic!("expected Busy");
         };
-        let per_hash = hasher.hash_nanos.load(Ordering::SeqCst);
+        let per_hash = hasher.counters.hash_nanos.load(Ordering::SeqCst);
+        assert!(per_hash > 0);
         let expected = time::Duration::nanoseconds(i64::try_from(per_hash * 3).unwrap());
         assert_eq!(retry_after, expected);
         drop(occupied);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_cancelled_wait_gives_its_place_back() {
+    async fn a_hash_whose_caller_gave_up_is_skipped_and_frees_its_place() {
         let hasher = Arc::new(
             BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1)
                 .unwrap()
                 .with_queue_limit(1),
         );
-        let occupied = hasher.permits.clone().acquire_owned().await.unwrap();
-        let waiting = {
-            let hasher = hasher.clone();
-            tokio::spawn(async move { hasher.hash(normalize_password("given up")).await })
-        };
+        let occupied = hasher.hold();
+        let given_up = spawn_hash(&hasher, "given up");
         until(|| hasher.waiting() == 1).await;
-        waiting.abort();
-        until(|| hasher.waiting() == 0).await;
+        given_up.abort();
+        assert!(given_up.await.unwrap_err().is_cancelled());
 
-        let next = {
-            let hasher = hasher.clone();
-            tokio::spawn(async move { hasher.hash(normalize_password("next in line")).await })
-        };
-        until(|| hasher.waiting() == 1).await;
         drop(occupied);
-        let hash = next.await.unwrap().unwrap();
+        until(|| hasher.waiting() == 0 && hasher.running() == 0).await;
+        let measured = hasher.counters.hash_nanos.load(Ordering::SeqCst);
+        assert_eq!(measured, 0, "the abandoned hash was never computed");
+
+        let hash = spawn_hash(&hasher, "next in line").await.unwrap().unwrap();
         assert!(verify_password("next in line", &hash).unwrap());
     }
 
     #[tokio::test]
-    async fn a_zero_queue_refuses_only_when_every_permit_is_taken() {
+    async fn a_zero_queue_refuses_only_when_every_thread_is_busy() {
         let hasher = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1)
             .unwrap()
             .with_queue_limit(0);
         let hash = hasher
-            .hash(normalize_password("free permit"))
+            .hash(normalize_password("free thread"))
             .await
             .unwrap();
-        assert!(verify_password("free permit", &hash).unwrap());
+        assert!(verify_password("free thread", &hash).unwrap());
 
-        let _occupied = hasher.permits.clone().acquire_owned().await.unwrap();
+        let _occupied = hasher.hold();
         assert!(matches!(
             hasher.hash(normalize_password("no room")).await,
             Err(HashingError::Busy { .. })
         ));
+    }
+
+    #[test]
+    fn the_threads_exit_when_the_last_clone_is_dropped() {
+        let hasher = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 2).unwrap();
+        let counters = Arc::downgrade(&hasher.counters);
+        drop(hasher.clone());
+        drop(hasher);
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while counters.strong_count() > 0 {
+            assert!(Instant::now() < deadline, "hashing threads still running");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     #[test]
