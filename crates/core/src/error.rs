@@ -167,8 +167,8 @@ impl SetupError {
                 "A password is already set; use the password change or reset flow instead.".into()
             }
             Self::TooManyRequests { retry_after } => format!(
-                "Too many setup emails were sent recently; try again in {} seconds.",
-                retry_after_seconds(*retry_after)
+                "Too many setup emails were sent recently; try again in {}.",
+                seconds_phrase(retry_after_seconds(*retry_after))
             ),
             Self::TokenInvalid => {
                 "This link is not valid (it may have been used or replaced by a newer one); \
@@ -186,8 +186,8 @@ impl SetupError {
             }
             Self::Hashing(HashingError::Busy { retry_after }) => format!(
                 "Too many passwords are being set right now; the link still works, \
-                 try again in {} seconds.",
-                retry_after_seconds(*retry_after)
+                 try again in {}.",
+                seconds_phrase(retry_after_seconds(*retry_after))
             ),
             Self::Store(_) | Self::Hashing(_) | Self::Contention => {
                 "The request could not be completed; please try again.".into()
@@ -225,6 +225,14 @@ impl SetupError {
     /// Whether the fault lies on the server side (and is logged as an error).
     pub fn is_server_failure(&self) -> bool {
         self.status() >= 500
+    }
+}
+
+fn seconds_phrase(seconds: u64) -> String {
+    if seconds == 1 {
+        "1 second".to_owned()
+    } else {
+        format!("{seconds} seconds")
     }
 }
 
@@ -275,5 +283,13 @@ mod tests {
             None
         );
         assert!(!SetupError::from(HashingError::Failed).is_overload());
+        let soon = SetupError::from(HashingError::Busy {
+            retry_after: Duration::milliseconds(200),
+        });
+        assert!(
+            soon.detail().ends_with("try again in 1 second."),
+            "{}",
+            soon.detail()
+        );
     }
 }

@@ -153,6 +153,16 @@ impl HashingMemory {
     }
 }
 
+impl Drop for HashingMemory {
+    fn drop(&mut self) {
+        // Wiped after every hash already; this covers memory dropped in the middle of one.
+        // Volatile writes, since stores into memory about to be freed may otherwise be elided.
+        for block in &mut self.blocks {
+            zeroize::Zeroize::zeroize(block.as_mut());
+        }
+    }
+}
+
 impl fmt::Debug for HashingMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HashingMemory")

@@ -187,9 +187,10 @@ impl From<&SetupError> for ErrorResponse {
 fn log_occurrence(error: &SetupError, error_id: &str) {
     let code = error.code();
     if error.is_overload() {
-        // Expected under bursts and answered with a retry time; an error per refusal would
-        // flood the log exactly when the server is busiest.
-        tracing::warn!(error_id, code, "password setup refused: server busy");
+        // Expected under bursts and answered with a retry time. Logged at debug level: a line
+        // per refusal at warn would flood the log exactly when the server is busiest. The
+        // hasher's counters are the place to watch for sustained overload.
+        tracing::debug!(error_id, code, "password setup refused: server busy");
     } else if error.is_server_failure() {
         // The cause chain of store, mail and hashing errors never holds secrets: adapters wrap
         // transport errors, and no port receives a raw token or password inside an error.

@@ -251,7 +251,7 @@ pub trait Mailer: Send + Sync {
 /// Turns a normalised password into a stored hash.
 ///
 /// A port of its own because hashing is deliberately slow: a server decides where it runs
-/// (a blocking thread pool) and how many run at once.
+/// (threads kept for it, off the async executor), how many run at once and how many may wait.
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     /// Hashes `password`.

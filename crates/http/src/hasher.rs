@@ -1,6 +1,7 @@
 //! Argon2id hashing on a few threads of its own, off the async executor, with a bound on how
 //! many hashes wait for a thread.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +17,11 @@ use tokio::sync::oneshot;
 /// How many hashes may wait per hashing thread unless [`BlockingHasher::with_queue_limit`]
 /// says otherwise. At the OWASP parameters a hash takes a few tens of milliseconds, so a full
 /// queue is a wait of one to two seconds.
-pub const DEFAULT_WAITING_PER_PERMIT: usize = 64;
+pub const DEFAULT_WAITING_PER_THREAD: usize = 64;
+
+/// The longest `Retry-After` a refusal advertises, however slow hashing has been lately: one
+/// stalled hash (a paused virtual machine, say) must not send clients away for minutes.
+const LONGEST_RETRY_AFTER: time::Duration = time::Duration::minutes(1);
 
 /// Runs each hash on one of `permits` threads of its own, and lets a bounded number of further
 /// hashes wait, in arrival order, for a thread to become free.
@@ -29,7 +34,7 @@ pub const DEFAULT_WAITING_PER_PERMIT: usize = 64;
 /// CPU under load). Beyond the queue bound a hash is refused at once with
 /// [`HashingError::Busy`] (answered 501 with `Retry-After`; the link stays valid), so a burst
 /// cannot make every confirm wait for many seconds. A hash whose caller gave up while it
-/// waited is skipped when its turn comes.
+/// waited keeps its place until its turn comes, and is then skipped without hashing.
 ///
 /// Each thread keeps one [`HashingMemory`] for good, wiped after every hash: after the first
 /// hashes the hasher holds `permits` x `memory_kib` of memory and never asks the operating
@@ -61,14 +66,21 @@ enum Job {
         password: NormalizedPassword,
         reply: oneshot::Sender<Result<PasswordHash, HashingError>>,
     },
-    /// Keeps a thread busy until the sender side is dropped, so tests can fill the threads.
+    /// Keeps a thread busy until the release's sender is dropped, so tests can fill the
+    /// threads; says so on `started` first.
     #[cfg(test)]
-    Hold(std::sync::mpsc::Receiver<()>),
+    Hold {
+        started: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    },
+    /// Panics inside the hashing thread, as a bug in hashing would.
+    #[cfg(test)]
+    Panic(oneshot::Sender<Result<PasswordHash, HashingError>>),
 }
 
 impl BlockingHasher {
     /// A hasher with `permits` hashing threads (at least one) and
-    /// [`DEFAULT_WAITING_PER_PERMIT`] waiting places per thread.
+    /// [`DEFAULT_WAITING_PER_THREAD`] waiting places per thread.
     ///
     /// # Errors
     /// [`HashingError::InvalidParams`] if Argon2 would refuse `params`;
@@ -91,7 +103,7 @@ impl BlockingHasher {
             jobs,
             counters,
             limit,
-            queue_limit: limit.saturating_mul(DEFAULT_WAITING_PER_PERMIT),
+            queue_limit: limit.saturating_mul(DEFAULT_WAITING_PER_THREAD),
         })
     }
 
@@ -128,7 +140,8 @@ impl BlockingHasher {
     }
 
     /// Hashes waiting for a thread right now (including any whose caller has given up and that
-    /// a thread has yet to skip).
+    /// a thread has yet to skip). Read from two counters, so it may be off by one for a moment:
+    /// for metrics, not for decisions.
     pub fn waiting(&self) -> usize {
         self.counters
             .admitted
@@ -150,16 +163,18 @@ impl BlockingHasher {
             })
     }
 
-    /// How long a full queue takes to drain, from the measured time per hash; one second
-    /// before any hash has been measured.
+    /// How long a full queue takes to drain, from the measured time per hash: one second
+    /// before any hash has been measured, never more than [`LONGEST_RETRY_AFTER`].
     fn expected_wait(&self) -> time::Duration {
         let per_hash = self.counters.hash_nanos.load(Ordering::Relaxed);
         if per_hash == 0 {
             return time::Duration::SECOND;
         }
-        let rounds = u64::try_from(self.queue_limit / self.limit + 1).unwrap_or(u64::MAX);
+        let rounds =
+            u64::try_from((self.queue_limit / self.limit).saturating_add(1)).unwrap_or(u64::MAX);
         let nanos = per_hash.saturating_mul(rounds);
         time::Duration::nanoseconds(i64::try_from(nanos).unwrap_or(i64::MAX))
+            .min(LONGEST_RETRY_AFTER)
     }
 
     fn submit(&self, job: Job) -> Result<(), HashingError> {
@@ -179,21 +194,16 @@ fn work(queue: &Mutex<Receiver<Job>>, counters: &Counters, params: HashingParams
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
         counters.running.fetch_add(1, Ordering::SeqCst);
-        let outcome = match job {
-            Job::Hash { password, reply } if !reply.is_closed() => {
-                let started = Instant::now();
-                let hashed = hash_in_kept_memory(&password, &params, &mut memory);
-                record_hash_time(&counters.hash_nanos, started.elapsed());
-                Some((reply, hashed))
-            }
-            // The caller stopped waiting: nobody would see the hash.
-            Job::Hash { .. } => None,
-            #[cfg(test)]
-            Job::Hold(release) => {
-                let _ = release.recv();
-                None
-            }
-        };
+        // A panic must neither end this thread nor leave the counters counting its job; the
+        // job's caller then hears `Failed`, as its reply is dropped unsent.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run(job, &params, &mut memory, &counters.hash_nanos)
+        }))
+        .unwrap_or_else(|_| {
+            // The memory's state is unknown; dropping it wipes it.
+            memory = None;
+            None
+        });
         // Counted as finished before the caller hears of it, so that the counters are settled
         // by the time the caller goes on.
         counters.running.fetch_sub(1, Ordering::SeqCst);
@@ -205,16 +215,55 @@ fn work(queue: &Mutex<Receiver<Job>>, counters: &Counters, params: HashingParams
     }
 }
 
+/// Does one job; returns the answer to send, if anyone is waiting for one.
+fn run(
+    job: Job,
+    params: &HashingParams,
+    memory: &mut Option<HashingMemory>,
+    average_nanos: &AtomicU64,
+) -> Option<Answer> {
+    match job {
+        Job::Hash { password, reply } if !reply.is_closed() => {
+            let hashed = hash_in_kept_memory(&password, params, memory, average_nanos);
+            Some((reply, hashed))
+        }
+        // The caller stopped waiting: nobody would see the hash.
+        Job::Hash { .. } => None,
+        #[cfg(test)]
+        Job::Hold { started, release } => {
+            let _ = started.send(());
+            let _ = release.recv();
+            None
+        }
+        #[cfg(test)]
+        Job::Panic(reply) => {
+            let _keep_until_unwound = reply;
+            panic!("a hashing job panicked");
+        }
+    }
+}
+
+type Answer = (
+    oneshot::Sender<Result<PasswordHash, HashingError>>,
+    Result<PasswordHash, HashingError>,
+);
+
+/// Hashes in the thread's kept memory (made on first use), timing successful hashes only, so
+/// the average reflects hashing and not the first allocation or a failure.
 fn hash_in_kept_memory(
     password: &NormalizedPassword,
     params: &HashingParams,
     memory: &mut Option<HashingMemory>,
+    average_nanos: &AtomicU64,
 ) -> Result<PasswordHash, HashingError> {
     let memory = match memory {
         Some(memory) => memory,
         None => memory.insert(HashingMemory::for_params(params)?),
     };
-    hash_password_in(password, params, memory)
+    let started = Instant::now();
+    let hashed = hash_password_in(password, params, memory)?;
+    record_hash_time(average_nanos, started.elapsed());
+    Ok(hashed)
 }
 
 /// Folds one measured hash into the moving average (weight 1/8 for the new sample).
@@ -246,11 +295,17 @@ mod tests {
     use super::*;
 
     impl BlockingHasher {
-        /// Occupies one hashing thread (or a waiting place) until the returned sender is
-        /// dropped.
+        /// Occupies one hashing thread until the returned sender is dropped; returns once the
+        /// thread has started on it. Blocks, so only for when a thread is free.
         fn hold(&self) -> std::sync::mpsc::Sender<()> {
             let (release, held) = std::sync::mpsc::channel();
-            self.submit(Job::Hold(held)).unwrap();
+            let (started, has_started) = std::sync::mpsc::channel();
+            self.submit(Job::Hold {
+                started,
+                release: held,
+            })
+            .unwrap();
+            has_started.recv().unwrap();
             release
         }
     }
@@ -315,7 +370,7 @@ mod tests {
             spawn_hash(&hasher, "queued 0"),
             spawn_hash(&hasher, "queued 1"),
         ];
-        until(|| hasher.running() == 1 && hasher.waiting() == 2).await;
+        until(|| hasher.waiting() == 2).await;
 
         let refused = hasher.hash(normalize_password("one too many")).await;
         let Err(HashingError::Busy { retry_after }) = refused else {
@@ -362,6 +417,13 @@ mod tests {
         until(|| hasher.waiting() == 1).await;
         given_up.abort();
         assert!(given_up.await.unwrap_err().is_cancelled());
+        assert!(
+            matches!(
+                hasher.hash(normalize_password("no room yet")).await,
+                Err(HashingError::Busy { .. })
+            ),
+            "the abandoned hash keeps its place until its turn"
+        );
 
         drop(occupied);
         until(|| hasher.waiting() == 0 && hasher.running() == 0).await;
@@ -401,6 +463,24 @@ mod tests {
             assert!(Instant::now() < deadline, "hashing threads still running");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_thread_goes_on() {
+        let hasher = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1).unwrap();
+        let (reply, answer) = oneshot::channel();
+        hasher.submit(Job::Panic(reply)).unwrap();
+        assert!(answer.await.is_err(), "the caller hears of the failure");
+
+        let hash = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            hasher.hash(normalize_password("after the panic")),
+        )
+        .await
+        .expect("the only hashing thread still works")
+        .unwrap();
+        assert!(verify_password("after the panic", &hash).unwrap());
+        assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
     }
 
     #[test]

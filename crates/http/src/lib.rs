@@ -26,7 +26,7 @@ use password_setup_core::{
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-pub use hasher::{BlockingHasher, DEFAULT_WAITING_PER_PERMIT};
+pub use hasher::{BlockingHasher, DEFAULT_WAITING_PER_THREAD};
 pub use page::Pages;
 pub use request::{
     CONFIRM_TYPE, FormProblem, FormSubmission, MAX_BODY_BYTES, Submission, bearer_credential,
