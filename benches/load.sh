@@ -385,6 +385,17 @@ phase_postgres() {
     stop_server
 }
 
+# plan_scans FILE: per statement of plans.sql's output, the indexes its plan scans, and any
+# table it scans sequentially.
+plan_scans() {
+    awk '/^[a-z_]+$/ { if (name) printf "%s: %s; ", name, list; name = $1; list = ""; next }
+        /Index (Only )?Scan using/ { match($0, /using [^ ]+/)
+            list = list (list ? ", " : "") substr($0, RSTART + 6, RLENGTH - 6) }
+        /Seq Scan on/ { match($0, /on [^ ]+/)
+            list = list (list ? ", " : "") "SEQUENTIAL " substr($0, RSTART + 3, RLENGTH - 3) }
+        END { printf "%s: %s\n", name, list }' "$1"
+}
+
 # The request path (every request issues a link: no cooldown) over 10,000 users spread
 # evenly across tables of 10 thousand and of 1 million users, each with a pending row. One
 # server per size, both running; the rounds alternate between them so that whatever else
@@ -402,6 +413,14 @@ phase_growth() {
         start_server "growth-$size" DATABASE_URL="$pg_url" SEED_USERS="$work/seed-$size.json" \
             RESEND_COOLDOWN_SECS=0 DAILY_EMAIL_CAP=100000
         say "   $size users: $(sql -c "SELECT pg_size_pretty(pg_database_size('$pg_database'))")"
+        # The plans a pooled connection keeps: index scans only, whatever the table's size.
+        sql -f "$lua/plans.sql" >"$work/plans-$size.txt"
+        say "   generic plans, indexes used: $(plan_scans "$work/plans-$size.txt")"
+        if grep -q 'Seq Scan' "$work/plans-$size.txt"; then
+            cat "$work/plans-$size.txt" >&2
+            echo "a statement scans a table sequentially" >&2
+            exit 1
+        fi
         ports+=("$server_port")
         pids+=("$server_pid")
         server_pid=
