@@ -114,6 +114,10 @@ impl MemoryUserStore {
                 revision,
             },
         );
+        // Room for one live token per user, so that the digest index grows (and rehashes
+        // everything, under the lock) while users are added, never while requests are served.
+        let (users_count, tokens) = (users.by_id.len(), users.by_digest.len());
+        users.by_digest.reserve(users_count.saturating_sub(tokens));
     }
 
     /// Writes a password hash directly, as another flow of the backend would, and drops any
@@ -233,5 +237,24 @@ impl UserStore for MemoryUserStore {
         stored.password_hash = Some(hash.clone());
         users.clear_pending(user);
         Ok(CompleteOutcome::Completed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_index_has_room_for_a_token_per_user_before_any_request() {
+        let store = MemoryUserStore::new();
+        for n in 0..5_000 {
+            store.insert_user(
+                UserId::new(format!("user-{n}")),
+                EmailAddress::new(format!("user-{n}@example.test")),
+            );
+        }
+        let users = store.lock();
+        assert!(users.by_digest.is_empty());
+        assert!(users.by_digest.capacity() >= users.by_id.len());
     }
 }
