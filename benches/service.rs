@@ -9,9 +9,9 @@
 //!
 //! The service runs over the in-memory store and identity table, the system clock, and a
 //! mailer that keeps only the last token (so memory stays flat however long criterion runs).
-//! The confirm rows hash once on the calling thread ([`Argon2idHasher`], fresh memory per
-//! hash) and once as servers do ([`BlockingHasher`], kept memory, one hop to a hashing
-//! thread of its own).
+//! The confirm rows hash once on the calling thread ([`Argon2idHasher`]) and once as
+//! servers do ([`BlockingHasher`], one hop to a hashing thread of its own); both keep their
+//! Argon2 memory from one hash to the next.
 //!
 //! Run with `cargo bench --bench service`; add a filter such as `-- confirm` for one group.
 
