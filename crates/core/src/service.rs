@@ -156,7 +156,8 @@ impl PasswordSetup {
         let credential = credential.ok_or(SetupError::MissingCredential)?;
         let user = self.identity.identify(credential).await?;
         Span::current().record("user_id", user.as_str());
-        self.request_for(&user).await
+        // Not through `request_for`, whose span would repeat this one's.
+        self.issue_link(&user).await
     }
 
     /// Asks for a password to be set for an already authenticated user: mails a fresh link
@@ -172,6 +173,10 @@ impl PasswordSetup {
     /// [`SetupError::Mail`] on failures.
     #[tracing::instrument(name = "password_setup.request_for", skip_all, fields(user_id = %user))]
     pub async fn request_for(&self, user: &UserId) -> Result<RequestAccepted> {
+        self.issue_link(user).await
+    }
+
+    async fn issue_link(&self, user: &UserId) -> Result<RequestAccepted> {
         for _ in 0..MAX_ISSUE_ATTEMPTS {
             let now = self.clock.now();
             let record = self
