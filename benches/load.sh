@@ -184,13 +184,13 @@ phase_put() {
 }
 
 phase_confirm() {
-    seed_users "$work/seed.json" 20000
+    seed_users "$work/seed.json" 24000
     start_server confirm SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
-    # Links for u0 .. u9999 to confirm with; u10000 .. u19999 make the PUT traffic, all of it
+    # Links for u0 .. u13999 to confirm with; u14000 .. u23999 make the PUT traffic, all of it
     # repeats inside the cooldown after this first pass.
-    load put.lua /user/password 2 "$connections" USER_COUNT=10000 >/dev/null
+    load put.lua /user/password 3 "$connections" USER_COUNT=14000 >/dev/null
     tokens_of confirm >"$work/tokens.txt"
-    load put.lua /user/password 2 "$connections" FIRST_USER=10000 USER_COUNT=10000 >/dev/null
+    load put.lua /user/password 2 "$connections" FIRST_USER=14000 USER_COUNT=10000 >/dev/null
     say ""
     say "-- confirm: OWASP parameters, $(wc -l <"$work/tokens.txt") links issued"
 
@@ -217,23 +217,42 @@ phase_confirm() {
     say "   the bare rate on all CPUs over cores/time-per-hash (the machine's own ceiling):" \
         "${bare_parallel[*]} (median $(median <<<"${bare_parallel[*]}"))"
 
-    # Light PUT traffic (repeats inside the cooldown), first alone, then while confirms keep
-    # every hashing permit busy.
-    local alone busy
-    alone=$(load put.lua /user/password "$duration" 4 FIRST_USER=10000 USER_COUNT=10000)
-    sed -n '6001,10000p' "$work/tokens.txt" >"$work/confirm-tokens.txt"
-    env LOAD_THREADS=1 TOKEN_FILE="$work/confirm-tokens.txt" \
-        wrk -t1 -c"$connections" -d"$((duration + 4))s" --timeout 120s -s "$lua/confirm.lua" \
-        "http://127.0.0.1:$server_port" >"$work/wrk-confirm.txt" 2>&1 &
-    local confirm_load=$!
-    sleep 2
-    busy=$(load put.lua /user/password "$duration" 4 FIRST_USER=10000 USER_COUNT=10000)
-    wait "$confirm_load"
-    say "   PUT alone:          $alone"
-    say "   PUT during confirm: $busy"
-    say "   confirm meanwhile:  $(grep '^RESULT' "$work/wrk-confirm.txt" | sed 's/^RESULT //')"
-    say "   PUT p99 $(field p99_ms "$busy") ms during confirms vs $(field p99_ms "$alone") ms" \
-        "alone: $(ratio "$(field p99_ms "$busy")" "$(field p99_ms "$alone")")x"
+    # PUT traffic (repeats inside the cooldown) alone, then while confirms keep every hashing
+    # thread busy, in rounds: light traffic (8 connections, each pausing 2 ms between an answer
+    # and its next request: the server has CPU to spare), then saturating traffic (4
+    # connections, no pause: the server and wrk take both CPUs without any confirm).
+    local kind connections_for pause
+    for kind in light saturating; do
+        if [[ $kind == light ]]; then connections_for=8 pause=2; else connections_for=4 pause=0; fi
+        local ratios=() confirm_rates=()
+        for round in $(seq 1 "$rounds"); do
+            # Tokens 6001 on: 1,300 for each round of each kind, more than hashing gets through.
+            local alone busy first_token=$((6000 + (round - 1) * 2600 + 1))
+            [[ $kind == light ]] || first_token=$((first_token + 1300))
+            alone=$(load put.lua /user/password "$duration" "$connections_for" \
+                FIRST_USER=14000 USER_COUNT=10000 PAUSE_MS="$pause")
+            sed -n "${first_token},$((first_token + 1299))p" "$work/tokens.txt" \
+                >"$work/confirm-tokens.txt"
+            env LOAD_THREADS=1 TOKEN_FILE="$work/confirm-tokens.txt" \
+                wrk -t1 -c"$connections" -d"$((duration + 4))s" --timeout 120s \
+                -s "$lua/confirm.lua" "http://127.0.0.1:$server_port" >"$work/wrk-confirm.txt" 2>&1 &
+            local confirm_load=$!
+            sleep 2
+            busy=$(load put.lua /user/password "$duration" "$connections_for" \
+                FIRST_USER=14000 USER_COUNT=10000 PAUSE_MS="$pause")
+            wait "$confirm_load"
+            local meanwhile
+            meanwhile=$(grep '^RESULT' "$work/wrk-confirm.txt" | sed 's/^RESULT //')
+            say "   $kind PUT round $round alone:          $alone"
+            say "   $kind PUT round $round during confirm: $busy"
+            say "   $kind PUT round $round confirms:       $meanwhile"
+            ratios+=("$(ratio "$(field p99_ms "$busy")" "$(field p99_ms "$alone")")")
+            confirm_rates+=("$(field ok_per_s "$meanwhile")")
+        done
+        say "   $kind PUT, p99 during confirms over p99 alone: ${ratios[*]}" \
+            "(median $(median <<<"${ratios[*]}")x); confirms/s meanwhile:" \
+            "${confirm_rates[*]}"
+    done
     stop_server
 }
 

@@ -479,6 +479,7 @@ fn bad_configuration_stops_start_up(example: &str) {
         ("PUBLIC_BASE_URL", "ftp://files.example.test"),
         ("DAILY_EMAIL_CAP", "many"),
         ("HASH_QUEUE_LIMIT", "-1"),
+        ("HASH_NICENESS", "lowest"),
         ("LOG_LEVEL", "loud"),
         ("AUTH_JWT_SECRET", "too short"),
     ] {

@@ -2,13 +2,22 @@
 -- USER_PREFIX .. (FIRST_USER + n * USER_STEP), each request with the next user's demo bearer
 -- token, threads interleaved. With more users than requests, every request is some user's
 -- first; once the users are used up it starts over, and done() says how often that happened.
+-- With PAUSE_MS set, each connection waits that long between an answer and its next request,
+-- so the traffic stays light instead of taking all the CPU the server can get.
 
 local path = os.getenv("LOAD_PATH") or "/user/password"
 local first_user = tonumber(os.getenv("FIRST_USER") or "0")
 local user_count = tonumber(os.getenv("USER_COUNT"))
 local user_step = tonumber(os.getenv("USER_STEP") or "1")
 local user_prefix = os.getenv("USER_PREFIX") or "u"
+local pause_ms = tonumber(os.getenv("PAUSE_MS") or "0")
 local threads = {}
+
+if pause_ms > 0 then
+  function delay()
+    return pause_ms
+  end
+end
 
 function setup(thread)
   thread:set("lane", #threads)

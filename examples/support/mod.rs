@@ -16,6 +16,7 @@
 //! | `RESEND_COOLDOWN_SECS` | repeats within this send nothing | 60 |
 //! | `DAILY_EMAIL_CAP` | emails per user per 24 hours | 5 |
 //! | `HASH_QUEUE_LIMIT` | confirms that may wait for a hashing thread; more answer 501 `server-busy` | 64 per CPU |
+//! | `HASH_NICENESS` | how many Linux nice steps below the server the hashing threads run (0 to 19) | 10 |
 //!
 //! With none of the storage, mail or identity variables set, the server runs the embedded
 //! demo: in-memory store, emails printed to the terminal, a demo user whose bearer token is
@@ -53,6 +54,7 @@ pub(crate) struct Settings {
     pub(crate) jwt_audience: Option<String>,
     pub(crate) policy: SetupPolicy,
     pub(crate) hash_queue_limit: Option<usize>,
+    pub(crate) hash_niceness: Option<u8>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -116,6 +118,7 @@ impl Settings {
             jwt_audience: var("AUTH_JWT_AUDIENCE"),
             policy,
             hash_queue_limit: parsed("HASH_QUEUE_LIMIT")?,
+            hash_niceness: parsed("HASH_NICENESS")?,
         })
     }
 }
@@ -326,6 +329,9 @@ pub(crate) async fn build(settings: &Settings, bound: SocketAddr) -> Result<App,
         BlockingHasher::per_cpu(HashingParams::OWASP).map_err(|error| error.to_string())?;
     if let Some(waiting) = settings.hash_queue_limit {
         hasher = hasher.with_queue_limit(waiting);
+    }
+    if let Some(steps) = settings.hash_niceness {
+        hasher = hasher.with_niceness(steps);
     }
     let service = PasswordSetup::builder()
         .store(users.store())

@@ -2,7 +2,7 @@
 //! many hashes wait for a thread.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -14,10 +14,16 @@ use password_setup_core::{
 };
 use tokio::sync::oneshot;
 
+use crate::thread_priority::ThreadPriority;
+
 /// How many hashes may wait per hashing thread unless [`BlockingHasher::with_queue_limit`]
 /// says otherwise. At the OWASP parameters a hash takes a few tens of milliseconds, so a full
 /// queue is a wait of one to two seconds.
 pub const DEFAULT_WAITING_PER_THREAD: usize = 64;
+
+/// How many steps lower than the rest of the process the hashing threads run, as a Linux nice
+/// value, unless [`BlockingHasher::with_niceness`] says otherwise.
+pub const DEFAULT_NICENESS: u8 = 10;
 
 /// The longest `Retry-After` a refusal advertises, however slow hashing has been lately: one
 /// stalled hash (a paused virtual machine, say) must not send clients away for minutes.
@@ -41,23 +47,32 @@ const LONGEST_RETRY_AFTER: time::Duration = time::Duration::minutes(1);
 /// system for more. Allocating it per hash would cost a page fault per 4 KiB on every hash,
 /// and the freed memory would pile up in the allocator's per-thread arenas.
 ///
+/// On Linux the threads run at a lower scheduling priority than the rest of the process
+/// ([`DEFAULT_NICENESS`], see [`BlockingHasher::with_niceness`]): a request arriving while
+/// every CPU is hashing gets a CPU at once instead of waiting for a hash to be preempted, so
+/// confirms take the CPU time the server's other work leaves rather than adding to its latency.
+///
 /// The threads exit once every clone of the hasher has been dropped and the hashes already
 /// queued are done.
 #[derive(Debug, Clone)]
 pub struct BlockingHasher {
     jobs: Sender<Job>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     limit: usize,
     queue_limit: usize,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
+/// What the handles and the hashing threads share.
+#[derive(Debug)]
+struct Shared {
     /// Hashes accepted and not yet finished (or skipped): waiting plus running.
     admitted: AtomicUsize,
     running: AtomicUsize,
     /// A moving average of how long one hash takes, in nanoseconds; 0 until the first one.
     hash_nanos: AtomicU64,
+    /// How much lower than the process the threads' priority should be; each thread follows
+    /// it before its next job.
+    niceness: AtomicU8,
 }
 
 #[derive(Debug)]
@@ -73,6 +88,9 @@ enum Job {
         started: std::sync::mpsc::Sender<()>,
         release: std::sync::mpsc::Receiver<()>,
     },
+    /// Says the hashing thread's nice value.
+    #[cfg(test)]
+    ReportNice(std::sync::mpsc::Sender<i32>),
     /// Panics inside the hashing thread, as a bug in hashing would.
     #[cfg(test)]
     Panic(oneshot::Sender<Result<PasswordHash, HashingError>>),
@@ -90,18 +108,23 @@ impl BlockingHasher {
         let limit = permits.max(1);
         let (jobs, queue) = std::sync::mpsc::channel();
         let queue = Arc::new(Mutex::new(queue));
-        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            admitted: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            hash_nanos: AtomicU64::new(0),
+            niceness: AtomicU8::new(DEFAULT_NICENESS),
+        });
         for index in 0..limit {
             let queue = queue.clone();
-            let counters = counters.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("password-hash-{index}"))
-                .spawn(move || work(&queue, &counters, params))
+                .spawn(move || work(&queue, &shared, params))
                 .map_err(|_| HashingError::Failed)?;
         }
         Ok(Self {
             jobs,
-            counters,
+            shared,
             limit,
             queue_limit: limit.saturating_mul(DEFAULT_WAITING_PER_THREAD),
         })
@@ -124,6 +147,17 @@ impl BlockingHasher {
         self
     }
 
+    /// Runs the hashing threads `steps` nice values below the rest of the process (Linux nice
+    /// values go up to 19, the lowest priority); 0 runs them at the process's own priority.
+    /// Each thread takes the new value before its next hash. Raising the priority again after
+    /// it was lowered needs the `CAP_SYS_NICE` privilege, so choose before the first hash.
+    /// Other systems keep no priority per thread, and there this does nothing.
+    #[must_use]
+    pub fn with_niceness(self, steps: u8) -> Self {
+        self.shared.niceness.store(steps, Ordering::Relaxed);
+        self
+    }
+
     /// The most hashes that run at once: the number of hashing threads.
     pub fn limit(&self) -> usize {
         self.limit
@@ -136,14 +170,14 @@ impl BlockingHasher {
 
     /// Hashes running right now.
     pub fn running(&self) -> usize {
-        self.counters.running.load(Ordering::SeqCst)
+        self.shared.running.load(Ordering::SeqCst)
     }
 
     /// Hashes waiting for a thread right now (including any whose caller has given up and that
     /// a thread has yet to skip). Read from two counters, so it may be off by one for a moment:
     /// for metrics, not for decisions.
     pub fn waiting(&self) -> usize {
-        self.counters
+        self.shared
             .admitted
             .load(Ordering::SeqCst)
             .saturating_sub(self.running())
@@ -152,7 +186,7 @@ impl BlockingHasher {
     /// Takes a place for one more hash, or says how long until there may be one.
     fn admit(&self) -> Result<(), HashingError> {
         let capacity = self.limit.saturating_add(self.queue_limit);
-        self.counters
+        self.shared
             .admitted
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
                 (now < capacity).then_some(now + 1)
@@ -166,7 +200,7 @@ impl BlockingHasher {
     /// How long a full queue takes to drain, from the measured time per hash: one second
     /// before any hash has been measured, never more than [`LONGEST_RETRY_AFTER`].
     fn expected_wait(&self) -> time::Duration {
-        let per_hash = self.counters.hash_nanos.load(Ordering::Relaxed);
+        let per_hash = self.shared.hash_nanos.load(Ordering::Relaxed);
         if per_hash == 0 {
             return time::Duration::SECOND;
         }
@@ -180,24 +214,26 @@ impl BlockingHasher {
     fn submit(&self, job: Job) -> Result<(), HashingError> {
         self.admit()?;
         self.jobs.send(job).map_err(|_| {
-            self.counters.admitted.fetch_sub(1, Ordering::SeqCst);
+            self.shared.admitted.fetch_sub(1, Ordering::SeqCst);
             HashingError::Failed
         })
     }
 }
 
 /// One hashing thread: takes jobs in arrival order until every sender is gone.
-fn work(queue: &Mutex<Receiver<Job>>, counters: &Counters, params: HashingParams) {
+fn work(queue: &Mutex<Receiver<Job>>, shared: &Shared, params: HashingParams) {
     let mut memory: Option<HashingMemory> = None;
+    let mut priority = ThreadPriority::of_this_thread();
     loop {
         // The lock is held only while waiting for the next job; the other threads queue on it.
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
-        counters.running.fetch_add(1, Ordering::SeqCst);
+        priority.lower_by(shared.niceness.load(Ordering::Relaxed));
+        shared.running.fetch_add(1, Ordering::SeqCst);
         // A panic must neither end this thread nor leave the counters counting its job; the
         // job's caller then hears `Failed`, as its reply is dropped unsent.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            run(job, &params, &mut memory, &counters.hash_nanos)
+            run(job, &params, &mut memory, &shared.hash_nanos)
         }))
         .unwrap_or_else(|_| {
             // The memory's state is unknown; dropping it wipes it.
@@ -206,8 +242,8 @@ fn work(queue: &Mutex<Receiver<Job>>, counters: &Counters, params: HashingParams
         });
         // Counted as finished before the caller hears of it, so that the counters are settled
         // by the time the caller goes on.
-        counters.running.fetch_sub(1, Ordering::SeqCst);
-        counters.admitted.fetch_sub(1, Ordering::SeqCst);
+        shared.running.fetch_sub(1, Ordering::SeqCst);
+        shared.admitted.fetch_sub(1, Ordering::SeqCst);
         if let Some((reply, hashed)) = outcome {
             // The caller may have given up meanwhile; then the hash is simply dropped.
             let _ = reply.send(hashed);
@@ -233,6 +269,11 @@ fn run(
         Job::Hold { started, release } => {
             let _ = started.send(());
             let _ = release.recv();
+            None
+        }
+        #[cfg(test)]
+        Job::ReportNice(report) => {
+            let _ = report.send(crate::thread_priority::nice_of_this_thread());
             None
         }
         #[cfg(test)]
@@ -398,7 +439,7 @@ mod tests {
         else {
             panic!("expected Busy");
         };
-        let per_hash = hasher.counters.hash_nanos.load(Ordering::SeqCst);
+        let per_hash = hasher.shared.hash_nanos.load(Ordering::SeqCst);
         assert!(per_hash > 0);
         let expected = time::Duration::nanoseconds(i64::try_from(per_hash * 3).unwrap());
         assert_eq!(retry_after, expected);
@@ -427,7 +468,7 @@ mod tests {
 
         drop(occupied);
         until(|| hasher.waiting() == 0 && hasher.running() == 0).await;
-        let measured = hasher.counters.hash_nanos.load(Ordering::SeqCst);
+        let measured = hasher.shared.hash_nanos.load(Ordering::SeqCst);
         assert_eq!(measured, 0, "the abandoned hash was never computed");
 
         let hash = spawn_hash(&hasher, "next in line").await.unwrap().unwrap();
@@ -455,11 +496,11 @@ mod tests {
     #[test]
     fn the_threads_exit_when_the_last_clone_is_dropped() {
         let hasher = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 2).unwrap();
-        let counters = Arc::downgrade(&hasher.counters);
+        let shared = Arc::downgrade(&hasher.shared);
         drop(hasher.clone());
         drop(hasher);
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        while counters.strong_count() > 0 {
+        while shared.strong_count() > 0 {
             assert!(Instant::now() < deadline, "hashing threads still running");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -481,6 +522,54 @@ mod tests {
         .unwrap();
         assert!(verify_password("after the panic", &hash).unwrap());
         assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
+    }
+
+    /// The nice value of the hashing thread that takes the next job.
+    fn nice_of_a_hashing_thread(hasher: &BlockingHasher) -> i32 {
+        let (report, reported) = std::sync::mpsc::channel();
+        hasher.submit(Job::ReportNice(report)).unwrap();
+        reported
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hashing_threads_run_below_the_priority_of_the_thread_that_made_them() {
+        let inherited = crate::thread_priority::nice_of_this_thread();
+        let by_default = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1).unwrap();
+        assert_eq!(
+            nice_of_a_hashing_thread(&by_default),
+            (inherited + i32::from(DEFAULT_NICENESS)).min(19)
+        );
+
+        let unchanged = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1)
+            .unwrap()
+            .with_niceness(0);
+        assert_eq!(nice_of_a_hashing_thread(&unchanged), inherited);
+
+        let lowest = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 2)
+            .unwrap()
+            .with_niceness(u8::MAX);
+        assert_eq!(
+            nice_of_a_hashing_thread(&lowest),
+            19,
+            "19 is as low as it goes"
+        );
+        let hash = tokio_test_block_on(lowest.hash(normalize_password("still hashes")));
+        assert!(verify_password("still hashes", &hash.unwrap()).unwrap());
+        assert_eq!(
+            crate::thread_priority::nice_of_this_thread(),
+            inherited,
+            "the caller's own priority is untouched"
+        );
+    }
+
+    fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
     }
 
     #[test]

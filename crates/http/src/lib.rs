@@ -19,6 +19,7 @@
 mod hasher;
 mod page;
 mod request;
+mod thread_priority;
 
 use password_setup_core::{
     ErrorObject, ErrorResponse, MEDIA_TYPE, PasswordSetup, RequestAccepted, SetupError, SetupToken,
@@ -26,7 +27,7 @@ use password_setup_core::{
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-pub use hasher::{BlockingHasher, DEFAULT_WAITING_PER_THREAD};
+pub use hasher::{BlockingHasher, DEFAULT_NICENESS, DEFAULT_WAITING_PER_THREAD};
 pub use page::Pages;
 pub use request::{
     CONFIRM_TYPE, FormProblem, FormSubmission, MAX_BODY_BYTES, Submission, bearer_credential,
