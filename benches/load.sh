@@ -20,7 +20,9 @@
 # the server share the machine, so every figure includes the generator's share of the CPUs.
 #
 # Knobs: LOAD_DURATION (seconds per measurement, 10), LOAD_CONNECTIONS (32), LOAD_THREADS
-# (wrk threads, 1), LOAD_ROUNDS (rounds of the put phase, 3), LOAD_RESULTS (result file,
+# (wrk threads, 1), LOAD_ROUNDS (rounds of each throughput measurement, 3),
+# LOAD_LATENCY_ROUNDS (rounds of PUT latency during confirms, 5: p99 of a short run is
+# noisier than throughput), LOAD_RESULTS (result file,
 # target/load-results.txt), LOAD_SKIP_BUILD=1 to use the binaries already built.
 
 set -euo pipefail
@@ -32,6 +34,7 @@ duration=${LOAD_DURATION:-10}
 connections=${LOAD_CONNECTIONS:-32}
 threads=${LOAD_THREADS:-1}
 rounds=${LOAD_ROUNDS:-3}
+latency_rounds=${LOAD_LATENCY_ROUNDS:-5}
 results=${LOAD_RESULTS:-$repo/target/load-results.txt}
 phases=${LOAD_PHASES:-put put-quiet confirm memory postgres growth}
 server_bin=$repo/target/release/examples/axum
@@ -120,7 +123,8 @@ load() {
         cat "$work/wrk.txt" >&2
         exit 1
     }
-    grep '^RESULT' "$work/wrk.txt" | sed 's/^RESULT //'
+    children_ticks >"$work/ticks.txt"
+    echo "$(grep '^RESULT' "$work/wrk.txt" | sed 's/^RESULT //') generator_ticks=$(cat "$work/ticks.txt")"
 }
 
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
@@ -128,6 +132,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 peak_rss_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$server_pid/status"; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$server_pid/status"; }
+
+# CPU time in clock ticks: of the whole machine (busy, not idle or waiting for I/O), of one
+# process, and of the calling subshell's finished children (from the `times` builtin).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+process_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# `times` must run in the subshell whose children are counted, not in a command substitution.
+children_ticks() {
+    times >"$work/times.txt"
+    awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+        split($1, u, /[ms]/); split($2, s, /[ms]/)
+        printf "%d\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$work/times.txt"
+}
+# cpu_per_op TICKS OPERATIONS: microseconds of CPU per operation.
+cpu_per_op() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (n > 0 ? t / hz * 1e6 / n : 0) }'; }
 
 # The tokens of every email the server printed so far, one per line.
 tokens_of() { grep -o 'token=[A-Za-z0-9_-]*' "$work/$1.out" | cut -d= -f2; }
@@ -184,13 +202,17 @@ phase_put() {
 }
 
 phase_confirm() {
-    seed_users "$work/seed.json" 24000
+    # The first users get links to confirm with: 2,000 for each throughput round, then
+    # per_slot for each round of PUT during confirms (more than two CPUs hash in its time, so
+    # that the confirms never run out and turn into cheap refusals); the next 10,000 users make
+    # the PUT traffic, all of it repeats inside the cooldown after this first pass.
+    local per_slot=2500
+    local linked=$((rounds * 2000 + latency_rounds * 2 * per_slot))
+    seed_users "$work/seed.json" $((linked + 10000))
     start_server confirm SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
-    # Links for u0 .. u13999 to confirm with; u14000 .. u23999 make the PUT traffic, all of it
-    # repeats inside the cooldown after this first pass.
-    load put.lua /user/password 3 "$connections" USER_COUNT=14000 >/dev/null
+    load put.lua /user/password 3 "$connections" USER_COUNT="$linked" >/dev/null
     tokens_of confirm >"$work/tokens.txt"
-    load put.lua /user/password 2 "$connections" FIRST_USER=14000 USER_COUNT=10000 >/dev/null
+    load put.lua /user/password 2 "$connections" FIRST_USER="$linked" USER_COUNT=10000 >/dev/null
     say ""
     say "-- confirm: OWASP parameters, $(wc -l <"$work/tokens.txt") links issued"
 
@@ -225,13 +247,12 @@ phase_confirm() {
     for kind in light saturating; do
         if [[ $kind == light ]]; then connections_for=8 pause=2; else connections_for=4 pause=0; fi
         local ratios=() confirm_rates=()
-        for round in $(seq 1 "$rounds"); do
-            # Tokens 6001 on: 1,300 for each round of each kind, more than hashing gets through.
-            local alone busy first_token=$((6000 + (round - 1) * 2600 + 1))
-            [[ $kind == light ]] || first_token=$((first_token + 1300))
+        for round in $(seq 1 "$latency_rounds"); do
+            local alone busy first_token=$((rounds * 2000 + (round - 1) * 2 * per_slot + 1))
+            [[ $kind == light ]] || first_token=$((first_token + per_slot))
             alone=$(load put.lua /user/password "$duration" "$connections_for" \
-                FIRST_USER=14000 USER_COUNT=10000 PAUSE_MS="$pause")
-            sed -n "${first_token},$((first_token + 1299))p" "$work/tokens.txt" \
+                FIRST_USER="$linked" USER_COUNT=10000 PAUSE_MS="$pause")
+            sed -n "${first_token},$((first_token + per_slot - 1))p" "$work/tokens.txt" \
                 >"$work/confirm-tokens.txt"
             env LOAD_THREADS=1 TOKEN_FILE="$work/confirm-tokens.txt" \
                 wrk -t1 -c"$connections" -d"$((duration + 4))s" --timeout 120s \
@@ -239,10 +260,13 @@ phase_confirm() {
             local confirm_load=$!
             sleep 2
             busy=$(load put.lua /user/password "$duration" "$connections_for" \
-                FIRST_USER=14000 USER_COUNT=10000 PAUSE_MS="$pause")
+                FIRST_USER="$linked" USER_COUNT=10000 PAUSE_MS="$pause")
             wait "$confirm_load"
             local meanwhile
             meanwhile=$(grep '^RESULT' "$work/wrk-confirm.txt" | sed 's/^RESULT //')
+            if grep -q 'past the last token: [1-9]' "$work/wrk-confirm.txt"; then
+                say "   warning: the confirms ran out of links and sent refused ones"
+            fi
             say "   $kind PUT round $round alone:          $alone"
             say "   $kind PUT round $round during confirm: $busy"
             say "   $kind PUT round $round confirms:       $meanwhile"
@@ -346,7 +370,8 @@ pgbench_fresh() {
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.txt")
     processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' \
         "$work/pgbench.txt")
-    echo "tps=$tps transactions=$processed"
+    children_ticks >"$work/ticks.txt"
+    echo "tps=$tps transactions=$processed generator_ticks=$(cat "$work/ticks.txt")"
 }
 
 # PUT /user/password with PostgreSQL behind it, beside the baseline handler and beside
@@ -354,7 +379,8 @@ pgbench_fresh() {
 # concurrency (LOAD_CONNECTIONS, 16 by default here: the example's pool size).
 phase_postgres() {
     local connections=${LOAD_CONNECTIONS:-16}
-    local per_round=$((duration * 6000))
+    # Room for 12,000 requests per second in each row, fresh users all the way.
+    local per_round=$((duration * 12000))
     local users=$((rounds * 2 * per_round + 40000))
     # Users 0 .. 19999 have links already, so the pending table has rows and statistics
     # before the measured requests start inserting.
@@ -382,15 +408,33 @@ phase_postgres() {
     for round in $(seq 0 $((rounds - 1))); do
         local first=$((40000 + 2 * round * per_round)) base fresh bench
         base=$(load put.lua /bench/baseline "$duration" "$connections" USER_PREFIX= USER_COUNT=20000)
+        local busy_before server_before busy_fresh server_fresh busy_bench
+        busy_before=$(busy_ticks) server_before=$(process_ticks "$server_pid")
         fresh=$(load put.lua /user/password "$duration" "$connections" USER_PREFIX= \
             FIRST_USER="$first" USER_COUNT="$per_round")
+        busy_fresh=$(($(busy_ticks) - busy_before))
+        server_fresh=$(($(process_ticks "$server_pid") - server_before))
         if grep -q 'users reused: [1-9]' "$work/wrk.txt"; then
             say "   warning: the fresh row ran out of new users and repeated some"
         fi
+        busy_before=$(busy_ticks)
         bench=$(pgbench_fresh $((first + per_round)) "$duration")
+        busy_bench=$(($(busy_ticks) - busy_before))
         say "   round $((round + 1)) baseline: $base"
         say "   round $((round + 1)) fresh:    $fresh"
         say "   round $((round + 1)) pgbench:  $bench"
+        # Where the two CPUs went, in microseconds per request or transaction: the rest of
+        # the machine's busy time is PostgreSQL (and anything else running).
+        local requests generator transactions bench_generator
+        requests=$(field requests "$fresh") generator=$(field generator_ticks "$fresh")
+        transactions=$(field transactions "$bench") bench_generator=$(field generator_ticks "$bench")
+        say "   round $((round + 1)) CPU us per request: server $(cpu_per_op "$server_fresh" "$requests")," \
+            "wrk $(cpu_per_op "$generator" "$requests"), the rest" \
+            "$(cpu_per_op $((busy_fresh - server_fresh - generator)) "$requests"), all" \
+            "$(cpu_per_op "$busy_fresh" "$requests"); per pgbench transaction: pgbench" \
+            "$(cpu_per_op "$bench_generator" "$transactions"), the rest" \
+            "$(cpu_per_op $((busy_bench - bench_generator)) "$transactions"), all" \
+            "$(cpu_per_op "$busy_bench" "$transactions")"
         base_rps+=("$(field rps "$base")")
         fresh_rps+=("$(field rps "$fresh")")
         bench_tps+=("$(field tps "$bench")")

@@ -22,8 +22,11 @@ use crate::thread_priority::ThreadPriority;
 pub const DEFAULT_WAITING_PER_THREAD: usize = 64;
 
 /// How many steps lower than the rest of the process the hashing threads run, as a Linux nice
-/// value, unless [`BlockingHasher::with_niceness`] says otherwise.
-pub const DEFAULT_NICENESS: u8 = 10;
+/// value, unless [`BlockingHasher::with_niceness`] says otherwise: as low as Linux goes, since
+/// a confirm can wait a few milliseconds more and the server's other requests should not.
+/// Even then a busy server leaves hashing some CPU time, and a backlog beyond the queue limit
+/// is refused with a `Retry-After` rather than left to wait.
+pub const DEFAULT_NICENESS: u8 = 19;
 
 /// The longest `Retry-After` a refusal advertises, however slow hashing has been lately: one
 /// stalled hash (a paused virtual machine, say) must not send clients away for minutes.
@@ -547,6 +550,11 @@ mod tests {
             .unwrap()
             .with_niceness(0);
         assert_eq!(nice_of_a_hashing_thread(&unchanged), inherited);
+
+        let a_little = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1)
+            .unwrap()
+            .with_niceness(3);
+        assert_eq!(nice_of_a_hashing_thread(&a_little), (inherited + 3).min(19));
 
         let lowest = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 2)
             .unwrap()
