@@ -4,13 +4,13 @@
 //! ([`HashingParams::OWASP`]), first on one thread (time per hash), then on one thread per
 //! CPU at once (hashes per second), each for a fixed time. Both are measured twice: with the
 //! memory the crate allocates for every hash, and with one buffer per thread kept from hash to
-//! hash. The faster of the two single-thread times is the floor (`cores_over_time`), so the
-//! library's reuse of memory cannot make the floor look worse than the best bare hashing.
+//! hash. The faster of the two single-thread times sets the ceiling (`cores_over_time`), so
+//! the library's reuse of memory cannot make the ceiling look lower than the best bare hashing.
 //! `benches/load.sh` runs it beside the confirm load, so both figures come from the same
 //! machine in the same state.
 //!
 //! Run with `cargo bench --bench argon2_rate`; `ARGON2_RATE_SECS` sets the time per phase
-//! (default 3), and `ARGON2_RATE_MEMORY_KIB` replaces the memory cost, to see how the
+//! (whole seconds, default 3, at least 1), and `ARGON2_RATE_MEMORY_KIB` replaces the memory cost, to see how the
 //! parallel rate depends on whether the hashes' memory fits in the CPU caches together. It
 //! prints one `RESULT` line for scripts.
 
@@ -101,8 +101,9 @@ fn main() {
     }
     let seconds = std::env::var("ARGON2_RATE_SECS")
         .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(3);
+        .and_then(|text| text.parse::<u64>().ok())
+        .unwrap_or(3)
+        .max(1);
     let length = Duration::from_secs(seconds);
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
 
@@ -115,7 +116,7 @@ fn main() {
     println!(
         "argon2id m={} KiB t={} p={}, {cpus} cpus: fresh memory {:.2} ms per hash on one \
          thread, {fresh_rate:.1}/s on {cpus} threads; kept memory {:.2} ms, {kept_rate:.1}/s; \
-         floor {cpus} / {:.2} ms = {:.1}/s",
+         ceiling {cpus} / {:.2} ms = {:.1}/s",
         params.memory_kib,
         params.iterations,
         params.parallelism,

@@ -22,8 +22,10 @@
 # Knobs: LOAD_DURATION (seconds per measurement, 10), LOAD_CONNECTIONS (32), LOAD_THREADS
 # (wrk threads, 1), LOAD_ROUNDS (rounds of each throughput measurement, 3),
 # LOAD_LATENCY_ROUNDS (rounds of PUT latency during confirms, 5: p99 of a short run is
-# noisier than throughput), LOAD_RESULTS (result file,
-# target/load-results.txt), LOAD_SKIP_BUILD=1 to use the binaries already built.
+# noisier than throughput), LOAD_RESULTS (result file, target/load-results.txt),
+# LOAD_SKIP_BUILD=1 to use the binaries already built, LOAD_KEEP_WORK=1 to keep the work
+# folder (server output, wrk reports). The PostgreSQL phases use 16 connections unless
+# LOAD_CONNECTIONS says otherwise: the example's pool size.
 
 set -euo pipefail
 
@@ -55,8 +57,12 @@ cleanup() {
     for pid in "${extra_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
+    for pid in "${extra_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
     for database in "${pg_databases[@]}"; do
-        psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+        psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" \
+            >/dev/null 2>&1 || echo "could not drop the database $database" >&2
     done
     if [[ -z "${LOAD_KEEP_WORK:-}" ]]; then rm -rf "$work"; else echo "kept $work" >&2; fi
 }
@@ -124,6 +130,11 @@ load() {
         exit 1
     }
     children_ticks >"$work/ticks.txt"
+    grep -q '^RESULT' "$work/wrk.txt" || {
+        cat "$work/wrk.txt" >&2
+        echo "wrk printed no RESULT line" >&2
+        exit 1
+    }
     echo "$(grep '^RESULT' "$work/wrk.txt" | sed 's/^RESULT //') generator_ticks=$(cat "$work/ticks.txt")"
 }
 
@@ -149,6 +160,17 @@ cpu_per_op() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { print
 
 # The tokens of every email the server printed so far, one per line.
 tokens_of() { grep -o 'token=[A-Za-z0-9_-]*' "$work/$1.out" | cut -d= -f2; }
+
+# expect_links FILE COUNT: fails unless the warm-up issued COUNT links (a slower machine may
+# issue fewer in the warm-up's time; raise it then).
+expect_links() {
+    local issued
+    issued=$(wc -l <"$1")
+    if ((issued < $2)); then
+        echo "the warm-up issued $issued links, $2 needed" >&2
+        exit 1
+    fi
+}
 
 machine() {
     say "== $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
@@ -212,6 +234,7 @@ phase_confirm() {
     start_server confirm SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
     load put.lua /user/password 3 "$connections" USER_COUNT="$linked" >/dev/null
     tokens_of confirm >"$work/tokens.txt"
+    expect_links "$work/tokens.txt" "$linked"
     load put.lua /user/password 2 "$connections" FIRST_USER="$linked" USER_COUNT=10000 >/dev/null
     say ""
     say "-- confirm: OWASP parameters, $(wc -l <"$work/tokens.txt") links issued"
@@ -227,16 +250,19 @@ phase_confirm() {
             >"$work/confirm-tokens.txt"
         confirms=$(load confirm.lua "" "$duration" "$connections" \
             TOKEN_FILE="$work/confirm-tokens.txt")
+        if grep -q 'past the last token: [1-9]' "$work/wrk.txt"; then
+            say "   warning: the confirms ran out of links and sent refused ones"
+        fi
         say "   round $round bare argon2id: $bare"
         say "   round $round confirm:       $confirms"
-        to_cores+=("$(ratio "$(field rps "$confirms")" "$(field cores_over_time "$bare")")")
-        to_parallel+=("$(ratio "$(field rps "$confirms")" "$(field parallel_rate "$bare")")")
+        to_cores+=("$(ratio "$(field ok_per_s "$confirms")" "$(field cores_over_time "$bare")")")
+        to_parallel+=("$(ratio "$(field ok_per_s "$confirms")" "$(field parallel_rate "$bare")")")
         bare_parallel+=("$(ratio "$(field parallel_rate "$bare")" "$(field cores_over_time "$bare")")")
     done
     say "   confirms/s over cores/time-per-hash: ${to_cores[*]} (median $(median <<<"${to_cores[*]}"))"
     say "   confirms/s over the bare rate measured on all CPUs at once: ${to_parallel[*]}" \
         "(median $(median <<<"${to_parallel[*]}"))"
-    say "   the bare rate on all CPUs over cores/time-per-hash (the machine's own ceiling):" \
+    say "   the bare rate on all CPUs over cores/time-per-hash (how near the machine comes to it):" \
         "${bare_parallel[*]} (median $(median <<<"${bare_parallel[*]}"))"
 
     # PUT traffic (repeats inside the cooldown) alone, then while confirms keep every hashing
@@ -258,10 +284,14 @@ phase_confirm() {
                 wrk -t1 -c"$connections" -d"$((duration + 4))s" --timeout 120s \
                 -s "$lua/confirm.lua" "http://127.0.0.1:$server_port" >"$work/wrk-confirm.txt" 2>&1 &
             local confirm_load=$!
+            extra_pids+=("$confirm_load")
             sleep 2
             busy=$(load put.lua /user/password "$duration" "$connections_for" \
                 FIRST_USER="$linked" USER_COUNT=10000 PAUSE_MS="$pause")
-            wait "$confirm_load"
+            wait "$confirm_load" || {
+                cat "$work/wrk-confirm.txt" >&2
+                exit 1
+            }
             local meanwhile
             meanwhile=$(grep '^RESULT' "$work/wrk-confirm.txt" | sed 's/^RESULT //')
             if grep -q 'past the last token: [1-9]' "$work/wrk-confirm.txt"; then
@@ -290,6 +320,7 @@ phase_memory() {
         HASH_QUEUE_LIMIT=1000
     load put.lua /user/password 2 "$connections" USER_COUNT=5000 >/dev/null
     tokens_of memory >"$work/tokens.txt"
+    expect_links "$work/tokens.txt" 5000
     local idle connected permits=$(nproc)
     idle=$(peak_rss_kib)
 
@@ -323,6 +354,7 @@ phase_memory() {
     start_server memory-bounded SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600
     load put.lua /user/password 15 "$connections" USER_COUNT="$users" >/dev/null
     tokens_of memory-bounded >"$work/tokens.txt"
+    expect_links "$work/tokens.txt" "$users"
     local connections_cost=$((connected - idle))
     idle=$(peak_rss_kib)
     say "-- memory: 1000 concurrent confirms for ${duration}s, $(wc -l <"$work/tokens.txt") links," \
@@ -475,6 +507,8 @@ phase_growth() {
         seed_users "$work/seed-$size.json" 10000 "" $((size / 10000))
         start_server "growth-$size" DATABASE_URL="$pg_url" SEED_USERS="$work/seed-$size.json" \
             RESEND_COOLDOWN_SECS=0 DAILY_EMAIL_CAP=100000
+        # From here on cleanup stops it through extra_pids, whatever fails.
+        extra_pids+=("$server_pid")
         say "   $size users: $(sql -c "SELECT pg_size_pretty(pg_database_size('$pg_database'))")"
         # The plans a pooled connection keeps: index scans only, whatever the table's size.
         sql -f "$lua/plans.sql" >"$work/plans-$size.txt"
@@ -488,8 +522,6 @@ phase_growth() {
         pids+=("$server_pid")
         server_pid=
     done
-    # stop_server stops one server; the other is stopped here or by cleanup through this list.
-    extra_pids=("${pids[@]}")
 
     local small=() large=() ratios=()
     for round in $(seq 0 "$rounds"); do
@@ -525,6 +557,17 @@ main() {
         echo "wrk is missing: apt-get install wrk" >&2
         exit 1
     }
+    if [[ " $phases " == *" postgres "* || " $phases " == *" growth "* ]]; then
+        command -v psql >/dev/null && command -v pgbench >/dev/null || {
+            echo "the postgres and growth phases need psql and pgbench (apt-get install" \
+                "postgresql-client); leave them out with LOAD_PHASES" >&2
+            exit 1
+        }
+        psql -qtA "$pg_server/postgres" -c 'SELECT 1' >/dev/null || {
+            echo "no PostgreSQL server answers at $pg_server (set LOAD_PG_URL)" >&2
+            exit 1
+        }
+    fi
     mkdir -p "$(dirname "$results")"
     if [[ -z "${LOAD_SKIP_BUILD:-}" ]]; then
         cargo build --release --quiet --example axum --bench argon2_rate

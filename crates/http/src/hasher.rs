@@ -38,9 +38,8 @@ const LONGEST_RETRY_AFTER: time::Duration = time::Duration::minutes(1);
 /// Hashing takes tens of milliseconds and `memory_kib` of memory, so running it on an executor
 /// worker would stall every other request on that worker, and running it unbounded would let a
 /// burst of confirms exhaust memory. Each thread takes the next waiting hash the moment it
-/// finishes one, so a busy hasher never leaves a CPU idle between hashes (handing each hash
-/// to a general-purpose blocking pool costs two thread wake-ups per hash, which showed as idle
-/// CPU under load). Beyond the queue bound a hash is refused at once with
+/// finishes one, so a busy hasher never leaves a CPU idle between hashes, as handing each hash
+/// to a general-purpose blocking pool would while two threads wake up per hash. Beyond the queue bound a hash is refused at once with
 /// [`HashingError::Busy`] (answered 501 with `Retry-After`; the link stays valid), so a burst
 /// cannot make every confirm wait for many seconds. A hash whose caller gave up while it
 /// waited keeps its place until its turn comes, and is then skipped without hashing.
@@ -143,18 +142,21 @@ impl BlockingHasher {
     }
 
     /// Lets at most `waiting` hashes wait for a thread while all are busy; more are refused
-    /// with [`HashingError::Busy`]. Zero refuses every hash that cannot start at once.
+    /// with [`HashingError::Busy`]. Zero refuses every hash that cannot start at once. The
+    /// limit belongs to this handle and the clones made from it afterwards; set it before
+    /// cloning.
     #[must_use]
     pub fn with_queue_limit(mut self, waiting: usize) -> Self {
         self.queue_limit = waiting;
         self
     }
 
-    /// Runs the hashing threads `steps` nice values below the rest of the process (Linux nice
-    /// values go up to 19, the lowest priority); 0 runs them at the process's own priority.
-    /// Each thread takes the new value before its next hash. Raising the priority again after
-    /// it was lowered needs the `CAP_SYS_NICE` privilege, so choose before the first hash.
-    /// Other systems keep no priority per thread, and there this does nothing.
+    /// Runs the hashing threads `steps` nice values below the thread that created the hasher,
+    /// but never beyond 19, Linux's lowest priority (a server started at nice 5 gets at most
+    /// 14 steps); 0 keeps that thread's priority. The setting is shared by every clone of the
+    /// hasher, and each hashing thread takes it before its next hash. Raising the priority
+    /// again after it was lowered needs the `CAP_SYS_NICE` privilege, so choose before the
+    /// first hash. Other systems keep no priority per thread, and there this does nothing.
     #[must_use]
     pub fn with_niceness(self, steps: u8) -> Self {
         self.shared.niceness.store(steps, Ordering::Relaxed);

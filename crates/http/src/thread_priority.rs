@@ -31,7 +31,8 @@ impl ThreadPriority {
 
     /// Makes the calling thread's nice value `steps` higher than the inherited one (at most 19),
     /// unless it already is. Raising it back needs a privilege servers rarely have; a refusal
-    /// is logged once and the thread keeps the priority it has.
+    /// is logged once for each value asked for, and the thread keeps the priority it has
+    /// (and is not asked again for the same value).
     pub(crate) fn lower_by(&mut self, steps: u8) {
         if steps == self.lowered_by {
             return;
