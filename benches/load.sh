@@ -2,7 +2,7 @@
 # Load benchmarks of the axum example server, each figure beside a baseline measured in the
 # same run on the same machine. BENCHMARKS.md explains the figures; this script makes them.
 #
-# Phases (LOAD_PHASES, default: all that can run here):
+# Phases (LOAD_PHASES, default: all six; the last two need PostgreSQL):
 #   put      PUT /user/password (fresh requests, and repeats inside the cooldown) beside a
 #            handler in the same server that does none of the library's work
 #   put-quiet the same with LOG_LEVEL=warn, to show what the per-request log line costs
@@ -553,6 +553,13 @@ phase_growth() {
 }
 
 main() {
+    local known=" put put-quiet confirm memory postgres growth " phase
+    for phase in $phases; do
+        if [[ $known != *" $phase "* ]]; then
+            echo "unknown phase $phase; the phases are:$known" >&2
+            exit 2
+        fi
+    done
     command -v wrk >/dev/null || {
         echo "wrk is missing: apt-get install wrk" >&2
         exit 1
@@ -581,7 +588,6 @@ main() {
         memory) phase_memory ;;
         postgres) phase_postgres ;;
         growth) phase_growth ;;
-        *) echo "unknown phase $phase" >&2 && exit 2 ;;
         esac
     done
 }
