@@ -19,8 +19,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Block, Params, Version};
 use password_setup::HashingParams;
+
+#[path = "common/bare_argon2.rs"]
+mod bare_argon2;
 
 /// The parameters measured: OWASP's, or its memory cost replaced by `ARGON2_RATE_MEMORY_KIB`.
 fn params() -> HashingParams {
@@ -45,16 +47,7 @@ enum Memory {
 
 /// Hashes for `length` on the calling thread; returns how many were done and how long they took.
 fn hash_for(length: Duration, memory: Memory) -> (u32, Duration) {
-    let params = params();
-    let argon2_params = Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
-        None,
-    )
-    .unwrap();
-    let mut blocks = vec![Block::default(); argon2_params.block_count()];
-    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params);
+    let (argon2, mut blocks) = bare_argon2::bare_argon2(params());
     let password = b"correct horse battery staple 42";
     let salt = b"bench salt 16 by";
     let mut out = [0u8; 32];

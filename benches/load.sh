@@ -142,7 +142,6 @@ field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 peak_rss_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$server_pid/status"; }
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$server_pid/status"; }
 
 # CPU time in clock ticks: of the whole machine (busy, not idle or waiting for I/O), of one
 # process, and of the calling subshell's finished children (from the `times` builtin).

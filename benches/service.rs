@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::{Argon2, Block};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,6 +37,9 @@ use password_setup_memory::{BearerTokenTable, MemoryUserStore, SystemClock};
 use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
+
+#[path = "common/bare_argon2.rs"]
+mod bare_argon2;
 
 const PASSWORD: &str = "correct horse battery staple 42";
 
@@ -218,15 +221,7 @@ fn request(c: &mut Criterion) {
 
 fn confirm_at(c: &mut Criterion, label: &str, params: HashingParams, samples: usize) {
     let runtime = runtime();
-    let argon2_params = Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
-        None,
-    )
-    .unwrap();
-    let mut memory = vec![Block::default(); argon2_params.block_count()];
-    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params);
+    let (argon2, mut memory) = bare_argon2::bare_argon2(params);
     let salt = [7u8; 16];
     let mut group = c.benchmark_group(format!("confirm/{label}"));
     group.sample_size(samples);

@@ -539,8 +539,8 @@ mod tests {
     }
 
     #[cfg(target_os = "linux")]
-    #[test]
-    fn hashing_threads_run_below_the_priority_of_the_thread_that_made_them() {
+    #[tokio::test]
+    async fn hashing_threads_run_below_the_priority_of_the_thread_that_made_them() {
         let inherited = crate::thread_priority::nice_of_this_thread();
         let by_default = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1).unwrap();
         assert_eq!(
@@ -566,20 +566,13 @@ mod tests {
             19,
             "19 is as low as it goes"
         );
-        let hash = tokio_test_block_on(lowest.hash(normalize_password("still hashes")));
+        let hash = lowest.hash(normalize_password("still hashes")).await;
         assert!(verify_password("still hashes", &hash.unwrap()).unwrap());
         assert_eq!(
             crate::thread_priority::nice_of_this_thread(),
             inherited,
             "the caller's own priority is untouched"
         );
-    }
-
-    fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(future)
     }
 
     #[test]
