@@ -16,7 +16,7 @@
 //! | `RESEND_COOLDOWN_SECS` | repeats within this send nothing | 60 |
 //! | `DAILY_EMAIL_CAP` | emails per user per 24 hours | 5 |
 //! | `HASH_QUEUE_LIMIT` | confirms that may wait for a hashing thread; more answer 501 `server-busy` | 64 per CPU |
-//! | `HASH_NICENESS` | how many Linux nice steps below the server the hashing threads run (0 to 19) | 19 |
+//! | `HASH_NICENESS` | how many Linux nice steps below the server the hashing threads run (0 to 255; above 19 acts as 19) | 19 |
 //!
 //! With none of the storage, mail or identity variables set, the server runs the embedded
 //! demo: in-memory store, emails printed to the terminal, a demo user whose bearer token is
