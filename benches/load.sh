@@ -2,7 +2,7 @@
 # Load benchmarks of the axum example server, each figure beside a baseline measured in the
 # same run on the same machine. BENCHMARKS.md explains the figures; this script makes them.
 #
-# Phases (LOAD_PHASES, default: all six; the last two need PostgreSQL):
+# Phases (LOAD_PHASES, default: all seven; the last three need PostgreSQL):
 #   put      PUT /user/password (fresh requests, and repeats inside the cooldown) beside a
 #            handler in the same server that does none of the library's work
 #   put-quiet the same with LOG_LEVEL=warn, to show what the per-request log line costs
@@ -10,6 +10,10 @@
 #            confirms keep the hashing pool busy
 #   memory   peak resident memory under 1,000 concurrent confirms
 #   postgres the put phase against PostgreSQL, beside pgbench running the store's statements
+#   postgres-pinned the same with PostgreSQL alone on the last CPU and everything else on the
+#            others, so that neither side's CPU time comes out of the other's (needs the
+#            PostgreSQL server on this machine and root, to move its processes; they are
+#            moved back on exit)
 #   growth   the PostgreSQL request path with 10 thousand and with 1 million users
 #
 # Needs: wrk (Debian package `wrk`), cargo; for postgres and growth also psql and pgbench, and
@@ -38,7 +42,7 @@ threads=${LOAD_THREADS:-1}
 rounds=${LOAD_ROUNDS:-3}
 latency_rounds=${LOAD_LATENCY_ROUNDS:-5}
 results=${LOAD_RESULTS:-$repo/target/load-results.txt}
-phases=${LOAD_PHASES:-put put-quiet confirm memory postgres growth}
+phases=${LOAD_PHASES:-put put-quiet confirm memory postgres postgres-pinned growth}
 server_bin=$repo/target/release/examples/axum
 lua=$repo/benches/load
 
@@ -51,9 +55,15 @@ work=$(mktemp -d)
 server_pid=
 server_port=
 extra_pids=()
+# A command prefix for the server and the load generators (empty, or taskset while PostgreSQL
+# has a CPU of its own), and PostgreSQL's postmaster and CPU list while it is moved.
+pinned=()
+pg_postmaster=
+pg_affinity=
 
 cleanup() {
     stop_server
+    unpin_postgres
     for pid in "${extra_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -94,7 +104,7 @@ start_server() {
     local name=$1
     shift
     : >"$work/$name.out"
-    env LISTEN_ADDR=127.0.0.1:0 BENCH_BASELINE_ROUTE=1 "$@" \
+"${pinned[@]}" env LISTEN_ADDR=127.0.0.1:0 BENCH_BASELINE_ROUTE=1 "$@" \
         "$server_bin" >"$work/$name.out" 2>"$work/$name.err" &
     server_pid=$!
     local waited=0
@@ -123,7 +133,7 @@ start_server() {
 load() {
     local script=$1 path=$2 seconds=$3 conns=$4
     shift 4
-    env LOAD_THREADS="$threads" LOAD_PATH="$path" "$@" \
+    "${pinned[@]}" env LOAD_THREADS="$threads" LOAD_PATH="$path" "$@" \
         wrk -t"$threads" -c"$conns" -d"${seconds}s" --timeout 120s --latency -s "$lua/$script" \
         "http://127.0.0.1:$server_port" >"$work/wrk.txt" 2>&1 || {
         cat "$work/wrk.txt" >&2
@@ -184,7 +194,7 @@ machine() {
 phase_put() {
     local label=$1
     shift
-    local users=$((rounds * duration * 40000 + 20000))
+    local users=$((rounds * duration * 60000 + 20000))
     seed_users "$work/seed.json" "$users"
     start_server "$label" SEED_USERS="$work/seed.json" RESEND_COOLDOWN_SECS=3600 "$@"
     say ""
@@ -392,7 +402,7 @@ fresh_database() {
 
 # pgbench_fresh FIRST SECONDS: transactions per second of request.sql from user FIRST on.
 pgbench_fresh() {
-    pgbench -n -M prepared -c "$connections" -j 1 -T "$2" -f "$lua/request.sql" \
+    "${pinned[@]}" pgbench -n -M prepared -c "$connections" -j 1 -T "$2" -f "$lua/request.sql" \
         -D first="$1" -D clients="$connections" -D k=0 "$pg_url" >"$work/pgbench.txt" 2>&1 || {
         cat "$work/pgbench.txt" >&2
         exit 1
@@ -405,10 +415,49 @@ pgbench_fresh() {
     echo "tps=$tps transactions=$processed generator_ticks=$(cat "$work/ticks.txt")"
 }
 
-# PUT /user/password with PostgreSQL behind it, beside the baseline handler and beside
-# pgbench running the store's statements for the same kind of request, at the same
-# concurrency (LOAD_CONNECTIONS, 16 by default here: the example's pool size).
+# pin_postgres: moves PostgreSQL's postmaster and the processes it has started (and with the
+# postmaster, those it starts from now on) to the last CPU, and runs the server and the load
+# generators on the others. unpin_postgres (also run on exit) moves them back.
+pin_postgres() {
+    local cpus data_dir
+    cpus=$(nproc)
+    if ((cpus < 2)); then
+        echo "postgres-pinned needs at least 2 CPUs" >&2
+        exit 1
+    fi
+    data_dir=$(psql -qtA "$pg_server/postgres" -c 'SHOW data_directory')
+    pg_postmaster=$(head -1 "$data_dir/postmaster.pid" 2>/dev/null) || {
+        echo "postgres-pinned: cannot read $data_dir/postmaster.pid (the server must run on" \
+            "this machine, and the script as root)" >&2
+        exit 1
+    }
+    pg_affinity=$(taskset -c -p "$pg_postmaster" | sed 's/.*: //')
+    postgres_affinity $((cpus - 1))
+    pinned=(taskset -c "0-$((cpus - 2))")
+}
+
+unpin_postgres() {
+    pinned=()
+    if [[ -n "$pg_postmaster" ]]; then
+        postgres_affinity "$pg_affinity" ||
+            echo "could not give PostgreSQL back its CPUs ($pg_affinity)" >&2
+        pg_postmaster=
+    fi
+}
+
+# postgres_affinity CPUS: sets the CPU list of the postmaster and of every process it started.
+postgres_affinity() {
+    local pid
+    for pid in "$pg_postmaster" $(pgrep -P "$pg_postmaster"); do
+        taskset -a -c -p "$1" "$pid" >/dev/null
+    done
+}
+
+# phase_postgres LABEL: PUT /user/password with PostgreSQL behind it, beside the baseline
+# handler and beside pgbench running the store's statements for the same kind of request, at
+# the same concurrency (LOAD_CONNECTIONS, 16 by default here: the example's pool size).
 phase_postgres() {
+    local label=$1
     local connections=${LOAD_CONNECTIONS:-16}
     # Room for 12,000 requests per second in each row, fresh users all the way.
     local per_round=$((duration * 12000))
@@ -425,10 +474,10 @@ phase_postgres() {
     awk 'BEGIN { printf "[" }
         { printf "%s{\"id\":\"%s\",\"email\":\"%s@example.test\"}", (NR > 1 ? "," : ""), $1, $1 }
         END { print "]" }' "$work/ids.txt" >"$work/seed.json"
-    start_server put-postgres DATABASE_URL="$pg_url" SEED_USERS="$work/seed.json" \
+    start_server "$label" DATABASE_URL="$pg_url" SEED_USERS="$work/seed.json" \
         RESEND_COOLDOWN_SECS=3600
     say ""
-    say "-- postgres: PUT /user/password, $users users in PostgreSQL $(sql -c 'SHOW server_version')," \
+    say "-- $label${pinned:+ (PostgreSQL on CPU $(($(nproc) - 1)), the rest on ${pinned[2]})}: PUT /user/password, $users users in PostgreSQL $(sql -c 'SHOW server_version')," \
         "$connections connections (wrk and pgbench)"
 
     load put.lua /bench/baseline 2 "$connections" USER_PREFIX= USER_COUNT=20000 >/dev/null
@@ -552,7 +601,7 @@ phase_growth() {
 }
 
 main() {
-    local known=" put put-quiet confirm memory postgres growth " phase
+    local known=" put put-quiet confirm memory postgres postgres-pinned growth " phase
     for phase in $phases; do
         if [[ $known != *" $phase "* ]]; then
             echo "unknown phase $phase; the phases are:$known" >&2
@@ -563,7 +612,7 @@ main() {
         echo "wrk is missing: apt-get install wrk" >&2
         exit 1
     }
-    if [[ " $phases " == *" postgres "* || " $phases " == *" growth "* ]]; then
+    if [[ " $phases " == *" postgres"* || " $phases " == *" growth "* ]]; then
         command -v psql >/dev/null && command -v pgbench >/dev/null || {
             echo "the postgres and growth phases need psql and pgbench (apt-get install" \
                 "postgresql-client); leave them out with LOAD_PHASES" >&2
@@ -585,7 +634,12 @@ main() {
         put-quiet) phase_put put-memory-quiet LOG_LEVEL=warn ;;
         confirm) phase_confirm ;;
         memory) phase_memory ;;
-        postgres) phase_postgres ;;
+        postgres) phase_postgres postgres ;;
+        postgres-pinned)
+            pin_postgres
+            phase_postgres postgres-pinned
+            unpin_postgres
+            ;;
         growth) phase_growth ;;
         esac
     done

@@ -32,7 +32,7 @@ use password_setup::{
     Mailer, NewPassword, PasswordHasher, PasswordSetup, SetupEmail, SetupError, SetupPolicy,
     SetupToken, UserId,
 };
-use password_setup_http::{BlockingHasher, SetupEndpoints};
+use password_setup_http::{BlockingHasher, HashingPriority, SetupEndpoints};
 use password_setup_memory::{BearerTokenTable, MemoryUserStore, SystemClock};
 use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
@@ -238,7 +238,11 @@ fn confirm_at(c: &mut Criterion, label: &str, params: HashingParams, samples: us
     // thread, not how much CPU time a lowered priority leaves it on a busy machine.
     let blocking = Fixture::with_hasher(
         SetupPolicy::default(),
-        Arc::new(BlockingHasher::new(params, 1).unwrap().with_niceness(0)),
+        Arc::new(
+            BlockingHasher::new(params, 1)
+                .unwrap()
+                .with_priority(HashingPriority::LoweredBy(0)),
+        ),
     );
     for (hasher, fixture) in [
         ("Argon2idHasher (calling thread)", &on_thread),

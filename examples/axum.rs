@@ -43,8 +43,13 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-async fn request_password(State(endpoints): Endpoints, headers: HeaderMap) -> Response {
-    let authorization = headers.get(AUTHORIZATION).map(|value| value.as_bytes());
+/// Takes the whole request rather than a `HeaderMap`, which axum would clone, to borrow the one
+/// header it reads.
+async fn request_password(State(endpoints): Endpoints, request: Request) -> Response {
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|value| value.as_bytes());
     respond(endpoints.request_password(authorization).await)
 }
 

@@ -479,7 +479,8 @@ fn bad_configuration_stops_start_up(example: &str) {
         ("PUBLIC_BASE_URL", "ftp://files.example.test"),
         ("DAILY_EMAIL_CAP", "many"),
         ("HASH_QUEUE_LIMIT", "-1"),
-        ("HASH_NICENESS", "lowest"),
+        ("HASH_PRIORITY", "lowest"),
+        ("HASH_PRIORITY", "256"),
         ("LOG_LEVEL", "loud"),
         ("AUTH_JWT_SECRET", "too short"),
     ] {
@@ -497,13 +498,79 @@ fn bad_configuration_stops_start_up(example: &str) {
     }
 }
 
+/// The nice value and scheduling policy (as Linux numbers them: 0 normal, 5 idle) of each of
+/// the server's password-hashing threads, from `/proc`.
+#[cfg(target_os = "linux")]
+fn hashing_thread_priorities(server: &Server) -> Vec<(i64, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+    let mut priorities = Vec::new();
+    for task in tasks {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if !name.starts_with("password-hash") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // The fields after the parenthesised name, which may hold spaces, start with the 3rd.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let field = |number: usize| fields[number - 3].parse::<i64>().unwrap();
+        priorities.push((field(19), field(41)));
+    }
+    priorities
+}
+
+/// A hashing thread takes the configured priority before its first hash: after one confirm,
+/// one of them has it. The server inherits this process's nice value; under the idle policy
+/// the nice value counts for nothing, so only the policy is compared there.
+#[cfg(target_os = "linux")]
+fn hashing_priority_follows_the_configuration(example: &str) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    let own_nice: i64 = after_name
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (normal, idle) = (0, 5);
+    for (configured, expected_nice, expected_policy) in [
+        (None, None, idle),
+        (Some("IDLE"), None, idle),
+        (Some("4"), Some((own_nice + 4).min(19)), normal),
+    ] {
+        let server = match configured {
+            Some(value) => start(example, &[("HASH_PRIORITY", value)]),
+            None => start(example, &[]),
+        };
+        assert_eq!(put_password(&server, Some("demo-token-alice")).status, 202);
+        let link = server.wait_for_links(1).remove(0);
+        assert_eq!(
+            confirm(&server, &token_of(&link), "a perfectly fine password").status,
+            204
+        );
+        let priorities = hashing_thread_priorities(&server);
+        assert!(
+            priorities
+                .iter()
+                .any(|&(nice, policy)| policy == expected_policy
+                    && expected_nice.is_none_or(|expected| nice == expected)),
+            "HASH_PRIORITY={configured:?}: hashing threads at {priorities:?}"
+        );
+    }
+}
+
 macro_rules! against_both_examples {
-    ($($test:ident),* $(,)?) => {
+    ($( $(#[$attribute:meta])* $test:ident ),* $(,)?) => {
         mod axum {
-            $( #[test] fn $test() { super::$test("axum") } )*
+            $( $(#[$attribute])* #[test] fn $test() { super::$test("axum") } )*
         }
         mod actix {
-            $( #[test] fn $test() { super::$test("actix") } )*
+            $( $(#[$attribute])* #[test] fn $test() { super::$test("actix") } )*
         }
     };
 }
@@ -522,4 +589,6 @@ against_both_examples!(
     errors_are_logged_with_their_id_and_the_request_id,
     stops_gracefully_on_sigterm,
     bad_configuration_stops_start_up,
+    #[cfg(target_os = "linux")]
+    hashing_priority_follows_the_configuration,
 );

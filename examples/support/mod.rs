@@ -16,7 +16,7 @@
 //! | `RESEND_COOLDOWN_SECS` | repeats within this send nothing | 60 |
 //! | `DAILY_EMAIL_CAP` | emails per user per 24 hours | 5 |
 //! | `HASH_QUEUE_LIMIT` | confirms that may wait for a hashing thread; more answer 501 `server-busy` | 64 per CPU |
-//! | `HASH_NICENESS` | how many Linux nice steps below the server the hashing threads run (0 to 255; above 19 acts as 19) | 19 |
+//! | `HASH_PRIORITY` | how the hashing threads are scheduled on Linux: `idle` (Linux's idle policy), or a number of nice steps below the server (0 to 255; above 19 acts as 19) | `idle` |
 //!
 //! With none of the storage, mail or identity variables set, the server runs the embedded
 //! demo: in-memory store, emails printed to the terminal, a demo user whose bearer token is
@@ -34,7 +34,7 @@ use password_setup::{
     Clock as _, EmailAddress, HashingParams, IdentityProvider, Mailer, PasswordHash, PasswordSetup,
     SetupPolicy, UserId, UserStore, hash_password, normalize_password,
 };
-use password_setup_http::{BlockingHasher, SetupEndpoints};
+use password_setup_http::{BlockingHasher, HashingPriority, SetupEndpoints};
 use password_setup_jwt::JwtIdentityProvider;
 use password_setup_postgres::{PgStoreConfig, PgUserStore};
 use password_setup_smtp::SmtpMailer;
@@ -54,7 +54,7 @@ pub(crate) struct Settings {
     pub(crate) jwt_audience: Option<String>,
     pub(crate) policy: SetupPolicy,
     pub(crate) hash_queue_limit: Option<usize>,
-    pub(crate) hash_niceness: Option<u8>,
+    pub(crate) hash_priority: Option<HashingPriority>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -118,8 +118,19 @@ impl Settings {
             jwt_audience: var("AUTH_JWT_AUDIENCE"),
             policy,
             hash_queue_limit: parsed("HASH_QUEUE_LIMIT")?,
-            hash_niceness: parsed("HASH_NICENESS")?,
+            hash_priority: hash_priority()?,
         })
+    }
+}
+
+/// `HASH_PRIORITY`: `idle`, or how many nice steps below the server the hashing threads run.
+fn hash_priority() -> Result<Option<HashingPriority>, String> {
+    match var("HASH_PRIORITY") {
+        Some(text) if text.trim().eq_ignore_ascii_case("idle") => Ok(Some(HashingPriority::Idle)),
+        Some(_) => Ok(parsed("HASH_PRIORITY")
+            .map_err(|error| format!("{error} (use idle or a number from 0 to 255)"))?
+            .map(HashingPriority::LoweredBy)),
+        None => Ok(None),
     }
 }
 
@@ -330,8 +341,8 @@ pub(crate) async fn build(settings: &Settings, bound: SocketAddr) -> Result<App,
     if let Some(waiting) = settings.hash_queue_limit {
         hasher = hasher.with_queue_limit(waiting);
     }
-    if let Some(steps) = settings.hash_niceness {
-        hasher = hasher.with_niceness(steps);
+    if let Some(priority) = settings.hash_priority {
+        hasher = hasher.with_priority(priority);
     }
     let service = PasswordSetup::builder()
         .store(users.store())

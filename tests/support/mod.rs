@@ -170,6 +170,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The full URL of `path` on this server.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

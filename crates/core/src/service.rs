@@ -115,6 +115,8 @@ pub struct PasswordSetup {
     clock: Arc<dyn Clock>,
     hasher: Arc<dyn PasswordHasher>,
     base_url: Url,
+    /// The set-password page's address up to the token's value, built once from `base_url`.
+    link_prefix: String,
     policy: SetupPolicy,
     password_policy: PasswordPolicy,
 }
@@ -305,14 +307,12 @@ impl PasswordSetup {
     }
 
     fn link_for(&self, token: &SetupToken) -> SetupLink {
-        let mut url = self.base_url.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().push(SET_PASSWORD_PATH);
-        }
-        // The token's alphabet is URL-safe already; the encoder keeps it that way regardless.
-        url.query_pairs_mut()
-            .append_pair("token", token.expose_secret());
-        SetupLink::new(url.into())
+        // The token's alphabet is URL-safe, so it needs no encoding after the prefix.
+        let token = token.expose_secret();
+        let mut link = String::with_capacity(self.link_prefix.len() + token.len());
+        link.push_str(&self.link_prefix);
+        link.push_str(token);
+        SetupLink::new(link)
     }
 }
 
@@ -430,11 +430,23 @@ impl PasswordSetupBuilder {
                 .ok_or(BuildError::Missing("identity provider"))?,
             clock: self.clock.ok_or(BuildError::Missing("clock"))?,
             hasher,
+            link_prefix: link_prefix(&base_url),
             base_url,
             policy: self.policy,
             password_policy: self.password_policy,
         })
     }
+}
+
+/// `base_url` with the set-password page's path and an empty `token` parameter: a link is this
+/// and a token. Built once, since the base never changes and the token needs no encoding.
+fn link_prefix(base_url: &Url) -> String {
+    let mut url = base_url.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push(SET_PASSWORD_PATH);
+    }
+    url.query_pairs_mut().append_pair("token", "");
+    url.into()
 }
 
 fn parse_base_url(text: &str) -> std::result::Result<Url, BuildError> {
@@ -548,6 +560,29 @@ mod tests {
             "not a url",
         ] {
             assert!(parse_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_put_the_token_after_the_set_password_page_of_the_base() {
+        for (base, prefix) in [
+            ("https://x.test", "https://x.test/set-password?token="),
+            ("https://x.test/", "https://x.test/set-password?token="),
+            (
+                "https://x.test/app",
+                "https://x.test/app/set-password?token=",
+            ),
+            (
+                "https://x.test/app/",
+                "https://x.test/app/set-password?token=",
+            ),
+            (
+                "http://x.test:8080/a%20b",
+                "http://x.test:8080/a%20b/set-password?token=",
+            ),
+        ] {
+            let base = parse_base_url(base).expect("a valid base");
+            assert_eq!(link_prefix(&base), prefix);
         }
     }
 }

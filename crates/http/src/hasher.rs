@@ -2,7 +2,7 @@
 //! many hashes wait for a thread.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -21,12 +21,41 @@ use crate::thread_priority::ThreadPriority;
 /// queue is a wait of one to two seconds.
 pub const DEFAULT_WAITING_PER_THREAD: usize = 64;
 
-/// How many steps lower than the rest of the process the hashing threads run, as a Linux nice
-/// value, unless [`BlockingHasher::with_niceness`] says otherwise: as low as Linux goes, since
-/// a confirm can wait a few milliseconds more and the server's other requests should not.
-/// Even then a busy server leaves hashing some CPU time, and a backlog beyond the queue limit
-/// is refused with a `Retry-After` rather than left to wait.
-pub const DEFAULT_NICENESS: u8 = 19;
+/// How the hashing threads are scheduled beside the rest of the process, on Linux; other
+/// systems keep no priority per thread, and there every choice leaves the threads as they are.
+///
+/// A confirm can wait a few milliseconds more, the server's other requests should not; both
+/// choices make hashing take the CPU time the rest of the server leaves. Either way a
+/// saturated server leaves hashing little CPU time, and a backlog beyond the queue limit is
+/// refused with a `Retry-After` rather than left to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashingPriority {
+    /// Linux's idle policy (`SCHED_IDLE`): a hash runs on CPU time no other thread wants, and
+    /// a thread that wakes takes the CPU from a hash at once. Hashing gets next to nothing
+    /// while every CPU is saturated by other threads, of this process or another.
+    #[default]
+    Idle,
+    /// The normal policy, this many nice values below the thread that created the hasher, but
+    /// never beyond 19, Linux's lowest priority (a server started at nice 5 gets at most 14
+    /// steps); 0 keeps that thread's priority. Hashing keeps a small share of a saturated CPU,
+    /// but a request thread that wakes while every CPU is hashing may wait for the hash's time
+    /// slice to end, a few milliseconds.
+    LoweredBy(u8),
+}
+
+impl HashingPriority {
+    /// The priority as one number, so that the threads can read it without a lock.
+    fn to_bits(self) -> u16 {
+        match self {
+            Self::Idle => u16::MAX,
+            Self::LoweredBy(steps) => u16::from(steps),
+        }
+    }
+
+    fn from_bits(bits: u16) -> Self {
+        u8::try_from(bits).map_or(Self::Idle, Self::LoweredBy)
+    }
+}
 
 /// The longest `Retry-After` a refusal advertises, however slow hashing has been lately: one
 /// stalled hash (a paused virtual machine, say) must not send clients away for minutes.
@@ -49,10 +78,10 @@ const LONGEST_RETRY_AFTER: time::Duration = time::Duration::minutes(1);
 /// system for more. Allocating it per hash would cost a page fault per 4 KiB on every hash,
 /// and the freed memory would pile up in the allocator's per-thread arenas.
 ///
-/// On Linux the threads run at a lower scheduling priority than the rest of the process
-/// ([`DEFAULT_NICENESS`], see [`BlockingHasher::with_niceness`]): a request arriving while
-/// every CPU is hashing gets a CPU at once instead of waiting for a hash to be preempted, so
-/// confirms take the CPU time the server's other work leaves rather than adding to its latency.
+/// On Linux the threads run under the idle scheduling policy (see
+/// [`BlockingHasher::with_priority`]): a request arriving while every CPU is hashing gets a CPU
+/// at once instead of waiting for a hash to be preempted, so confirms take the CPU time the
+/// server's other work leaves rather than adding to its latency.
 ///
 /// The threads exit once every clone of the hasher has been dropped and the hashes already
 /// queued are done.
@@ -72,9 +101,9 @@ struct Shared {
     running: AtomicUsize,
     /// A moving average of how long one hash takes, in nanoseconds; 0 until the first one.
     hash_nanos: AtomicU64,
-    /// How much lower than the process the threads' priority should be; each thread follows
+    /// The threads' [`HashingPriority`], as [`HashingPriority::to_bits`]; each thread follows
     /// it before its next job.
-    niceness: AtomicU8,
+    priority: AtomicU16,
 }
 
 #[derive(Debug)]
@@ -90,9 +119,9 @@ enum Job {
         started: std::sync::mpsc::Sender<()>,
         release: std::sync::mpsc::Receiver<()>,
     },
-    /// Says the hashing thread's nice value.
+    /// Says the hashing thread's nice value and whether it is under the idle policy.
     #[cfg(test)]
-    ReportNice(std::sync::mpsc::Sender<i32>),
+    ReportPriority(std::sync::mpsc::Sender<(i32, bool)>),
     /// Panics inside the hashing thread, as a bug in hashing would.
     #[cfg(test)]
     Panic(oneshot::Sender<Result<PasswordHash, HashingError>>),
@@ -114,7 +143,7 @@ impl BlockingHasher {
             admitted: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             hash_nanos: AtomicU64::new(0),
-            niceness: AtomicU8::new(DEFAULT_NICENESS),
+            priority: AtomicU16::new(HashingPriority::default().to_bits()),
         });
         for index in 0..limit {
             let queue = queue.clone();
@@ -151,15 +180,15 @@ impl BlockingHasher {
         self
     }
 
-    /// Runs the hashing threads `steps` nice values below the thread that created the hasher,
-    /// but never beyond 19, Linux's lowest priority (a server started at nice 5 gets at most
-    /// 14 steps); 0 keeps that thread's priority. The setting is shared by every clone of the
-    /// hasher, and each hashing thread takes it before its next hash. Raising the priority
-    /// again after it was lowered needs the `CAP_SYS_NICE` privilege, so choose before the
-    /// first hash. Other systems keep no priority per thread, and there this does nothing.
+    /// Schedules the hashing threads so (by default [`HashingPriority::Idle`]). The setting is
+    /// shared by every clone of the hasher, and each hashing thread takes it before its next
+    /// hash. Raising the priority again after it was lowered, or leaving the idle policy, needs
+    /// the `CAP_SYS_NICE` privilege, so choose before the first hash.
     #[must_use]
-    pub fn with_niceness(self, steps: u8) -> Self {
-        self.shared.niceness.store(steps, Ordering::Relaxed);
+    pub fn with_priority(self, priority: HashingPriority) -> Self {
+        self.shared
+            .priority
+            .store(priority.to_bits(), Ordering::Relaxed);
         self
     }
 
@@ -233,7 +262,9 @@ fn work(queue: &Mutex<Receiver<Job>>, shared: &Shared, params: HashingParams) {
         // The lock is held only while waiting for the next job; the other threads queue on it.
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
-        priority.lower_by(shared.niceness.load(Ordering::Relaxed));
+        priority.apply(HashingPriority::from_bits(
+            shared.priority.load(Ordering::Relaxed),
+        ));
         shared.running.fetch_add(1, Ordering::SeqCst);
         // A panic must neither end this thread nor leave the counters counting its job; the
         // job's caller then hears `Failed`, as its reply is dropped unsent.
@@ -277,8 +308,8 @@ fn run(
             None
         }
         #[cfg(test)]
-        Job::ReportNice(report) => {
-            let _ = report.send(crate::thread_priority::nice_of_this_thread());
+        Job::ReportPriority(report) => {
+            let _ = report.send(crate::thread_priority::priority_of_this_thread());
             None
         }
         #[cfg(test)]
@@ -529,10 +560,11 @@ mod tests {
         assert_eq!((hasher.running(), hasher.waiting()), (0, 0));
     }
 
-    /// The nice value of the hashing thread that takes the next job.
-    fn nice_of_a_hashing_thread(hasher: &BlockingHasher) -> i32 {
+    /// The nice value of the hashing thread that takes the next job, and whether it runs under
+    /// the idle policy.
+    fn priority_of_a_hashing_thread(hasher: &BlockingHasher) -> (i32, bool) {
         let (report, reported) = std::sync::mpsc::channel();
-        hasher.submit(Job::ReportNice(report)).unwrap();
+        hasher.submit(Job::ReportPriority(report)).unwrap();
         reported
             .recv_timeout(std::time::Duration::from_secs(30))
             .unwrap()
@@ -540,39 +572,57 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn hashing_threads_run_below_the_priority_of_the_thread_that_made_them() {
-        let inherited = crate::thread_priority::nice_of_this_thread();
-        let by_default = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1).unwrap();
-        assert_eq!(
-            nice_of_a_hashing_thread(&by_default),
-            (inherited + i32::from(DEFAULT_NICENESS)).min(19)
+    async fn hashing_threads_run_under_the_idle_policy_by_default() {
+        let (_, caller_idle) = crate::thread_priority::priority_of_this_thread();
+        assert!(!caller_idle);
+        let hasher = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 2).unwrap();
+        let (_, idle) = priority_of_a_hashing_thread(&hasher);
+        assert!(idle, "a hashing thread runs under SCHED_IDLE");
+
+        let hash = hasher.hash(normalize_password("still hashes")).await;
+        assert!(verify_password("still hashes", &hash.unwrap()).unwrap());
+        assert!(
+            !crate::thread_priority::priority_of_this_thread().1,
+            "the caller's own policy is untouched"
         );
+    }
 
-        let unchanged = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1)
-            .unwrap()
-            .with_niceness(0);
-        assert_eq!(nice_of_a_hashing_thread(&unchanged), inherited);
-
-        let a_little = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1)
-            .unwrap()
-            .with_niceness(3);
-        assert_eq!(nice_of_a_hashing_thread(&a_little), (inherited + 3).min(19));
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_lowered_by_n_steps_run_n_nice_values_below_their_creator() {
+        let (inherited, _) = crate::thread_priority::priority_of_this_thread();
+        let lowered_by = |steps| {
+            let hasher = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 1)
+                .unwrap()
+                .with_priority(HashingPriority::LoweredBy(steps));
+            priority_of_a_hashing_thread(&hasher)
+        };
+        assert_eq!(lowered_by(0), (inherited, false));
+        assert_eq!(lowered_by(3), ((inherited + 3).min(19), false));
+        assert_eq!(lowered_by(u8::MAX), (19, false), "19 is as low as it goes");
 
         let lowest = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 2)
             .unwrap()
-            .with_niceness(u8::MAX);
-        assert_eq!(
-            nice_of_a_hashing_thread(&lowest),
-            19,
-            "19 is as low as it goes"
-        );
+            .with_priority(HashingPriority::LoweredBy(19));
         let hash = lowest.hash(normalize_password("still hashes")).await;
         assert!(verify_password("still hashes", &hash.unwrap()).unwrap());
         assert_eq!(
-            crate::thread_priority::nice_of_this_thread(),
-            inherited,
+            crate::thread_priority::priority_of_this_thread(),
+            (inherited, false),
             "the caller's own priority is untouched"
         );
+    }
+
+    #[test]
+    fn priorities_survive_their_encoding() {
+        for priority in [
+            HashingPriority::Idle,
+            HashingPriority::LoweredBy(0),
+            HashingPriority::LoweredBy(19),
+            HashingPriority::LoweredBy(u8::MAX),
+        ] {
+            assert_eq!(HashingPriority::from_bits(priority.to_bits()), priority);
+        }
     }
 
     #[test]

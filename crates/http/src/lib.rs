@@ -24,10 +24,9 @@ mod thread_priority;
 use password_setup_core::{
     ErrorObject, ErrorResponse, MEDIA_TYPE, PasswordSetup, RequestAccepted, SetupError, SetupToken,
 };
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-pub use hasher::{BlockingHasher, DEFAULT_NICENESS, DEFAULT_WAITING_PER_THREAD};
+pub use hasher::{BlockingHasher, DEFAULT_WAITING_PER_THREAD, HashingPriority};
 pub use page::Pages;
 pub use request::{
     CONFIRM_TYPE, FormProblem, FormSubmission, MAX_BODY_BYTES, Submission, bearer_credential,
@@ -304,14 +303,29 @@ impl SetupEndpoints {
 
 /// 202 Accepted with the link's expiry as JSON:API `meta`.
 fn accepted_response(accepted: &RequestAccepted) -> HttpResponse {
+    #[derive(serde::Serialize)]
+    struct Accepted<'a> {
+        meta: AcceptedMeta<'a>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AcceptedMeta<'a> {
+        expires_at: &'a str,
+    }
+
     let expires_at = accepted.expires_at.format(&Rfc3339).unwrap_or_default();
-    let body = json!({ "meta": { "expiresAt": expires_at } });
+    let body = serde_json::to_vec(&Accepted {
+        meta: AcceptedMeta {
+            expires_at: &expires_at,
+        },
+    })
+    .unwrap_or_default();
     HttpResponse {
         status: 202,
         headers: vec![
             ("Content-Type", MEDIA_TYPE.to_owned()),
             ("Cache-Control", "no-store".to_owned()),
         ],
-        body: body.to_string().into_bytes(),
+        body,
     }
 }

@@ -2,22 +2,25 @@
 //!
 //! A hash keeps a CPU busy for tens of milliseconds. At the same priority as the server's
 //! request threads, a request that arrives while every CPU is hashing waits for the scheduler
-//! to take a CPU away from a hash, which adds milliseconds to its latency. With the hashing
-//! threads at a higher nice value the scheduler hands the CPU to a woken request thread at
-//! once, and hashing takes the CPU time the rest of the server leaves.
+//! to take a CPU away from a hash, which adds milliseconds to its latency. A higher nice value
+//! shortens that wait but does not remove it: Linux lets the running thread finish the time
+//! slice it was given, a few milliseconds, before a woken thread of any nice value takes the
+//! CPU. Under the idle policy the woken thread takes the CPU at once.
 //!
-//! Only Linux keeps a nice value per thread; elsewhere lowering the priority of one thread
+//! Only Linux keeps a priority per thread; elsewhere lowering the priority of one thread
 //! would lower the whole process, so nothing is changed there.
 
-/// The highest nice value Linux accepts: the lowest priority.
-const LOWEST_PRIORITY: i32 = 19;
+use crate::hasher::HashingPriority;
 
-/// A thread's nice value as it was when the thread started, and how many steps below it the
-/// thread runs now.
+/// The highest nice value Linux accepts: the lowest priority.
+const LOWEST_NICE: i32 = 19;
+
+/// A thread's nice value as it was when the thread started, and the priority it has been
+/// given since.
 #[derive(Debug)]
 pub(crate) struct ThreadPriority {
     inherited: i32,
-    lowered_by: u8,
+    applied: Option<HashingPriority>,
 }
 
 impl ThreadPriority {
@@ -25,56 +28,119 @@ impl ThreadPriority {
     pub(crate) fn of_this_thread() -> Self {
         Self {
             inherited: current_nice(),
-            lowered_by: 0,
+            applied: None,
         }
     }
 
-    /// Makes the calling thread's nice value `steps` higher than the inherited one (at most 19),
-    /// unless it already is. Raising it back needs a privilege servers rarely have; a refusal
-    /// is logged once for each value asked for, and the thread keeps the priority it has
-    /// (and is not asked again for the same value).
-    pub(crate) fn lower_by(&mut self, steps: u8) {
-        if steps == self.lowered_by {
+    /// Gives the calling thread `wanted`, unless it has it already. Raising the priority again
+    /// needs a privilege servers rarely have; a refusal is logged once for each priority asked
+    /// for, and the thread keeps the priority it has (and is not asked again for the same one).
+    pub(crate) fn apply(&mut self, wanted: HashingPriority) {
+        if self.applied == Some(wanted) {
             return;
         }
-        let wanted = self
-            .inherited
-            .saturating_add(i32::from(steps))
-            .min(LOWEST_PRIORITY);
-        if let Err(cause) = set_nice(wanted) {
+        let outcome = match wanted {
+            HashingPriority::Idle => os::enter_idle_policy(),
+            HashingPriority::LoweredBy(steps) => os::leave_idle_policy().and_then(|()| {
+                os::set_nice(
+                    self.inherited
+                        .saturating_add(i32::from(steps))
+                        .min(LOWEST_NICE),
+                )
+            }),
+        };
+        if let Err(cause) = outcome {
             tracing::warn!(
-                wanted,
+                ?wanted,
                 %cause,
                 "password-hashing thread keeps its scheduling priority"
             );
         }
-        self.lowered_by = steps;
+        self.applied = Some(wanted);
     }
 }
 
-#[cfg(target_os = "linux")]
 fn current_nice() -> i32 {
-    // Without a process id, Linux reads and sets the nice value of the calling thread alone.
-    rustix::process::getpriority_process(None).unwrap_or(0)
+    os::current_nice()
 }
 
 #[cfg(target_os = "linux")]
-fn set_nice(nice: i32) -> Result<(), std::io::Error> {
-    rustix::process::setpriority_process(None, nice).map_err(std::io::Error::from)
+mod os {
+    use std::io::Error;
+
+    use thread_priority::ThreadPriority;
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id, thread_schedule_policy,
+    };
+
+    const IDLE: ThreadSchedulePolicy =
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    const NORMAL: ThreadSchedulePolicy =
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+
+    pub(super) fn current_nice() -> i32 {
+        // Without a process id, Linux reads and sets the nice value of the calling thread alone.
+        rustix::process::getpriority_process(None).unwrap_or(0)
+    }
+
+    pub(super) fn set_nice(nice: i32) -> Result<(), Error> {
+        rustix::process::setpriority_process(None, nice).map_err(Error::from)
+    }
+
+    /// Puts the calling thread under `SCHED_IDLE`.
+    pub(super) fn enter_idle_policy() -> Result<(), Error> {
+        match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, IDLE) {
+            Ok(()) => Ok(()),
+            // The crate sets the idle policy, then nice 0, which is refused to a thread above
+            // nice 0 without privilege. The idle policy ignores nice values, so only the
+            // policy counts.
+            Err(_) if is_idle()? => Ok(()),
+            Err(error) => Err(Error::other(error)),
+        }
+    }
+
+    /// Puts the calling thread back under the normal policy if it is under the idle one.
+    pub(super) fn leave_idle_policy() -> Result<(), Error> {
+        if is_idle()? {
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, NORMAL)
+                .map_err(Error::other)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn is_idle() -> Result<bool, Error> {
+        Ok(thread_schedule_policy().map_err(Error::other)? == IDLE)
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn current_nice() -> i32 {
-    0
+mod os {
+    use std::io::Error;
+
+    pub(super) fn current_nice() -> i32 {
+        0
+    }
+
+    pub(super) fn set_nice(_nice: i32) -> Result<(), Error> {
+        Ok(())
+    }
+
+    pub(super) fn enter_idle_policy() -> Result<(), Error> {
+        Ok(())
+    }
+
+    pub(super) fn leave_idle_policy() -> Result<(), Error> {
+        Ok(())
+    }
+
+    pub(super) fn is_idle() -> Result<bool, Error> {
+        Ok(false)
+    }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn set_nice(_nice: i32) -> Result<(), std::io::Error> {
-    Ok(())
-}
-
-/// The calling thread's nice value, for tests.
+/// The calling thread's nice value and whether it is under the idle policy, for tests.
 #[cfg(test)]
-pub(crate) fn nice_of_this_thread() -> i32 {
-    current_nice()
+pub(crate) fn priority_of_this_thread() -> (i32, bool) {
+    (current_nice(), os::is_idle().unwrap_or(false))
 }
