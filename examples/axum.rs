@@ -22,7 +22,8 @@ use axum::routing::{get, post, put};
 use http_body_util::LengthLimitError;
 use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints, is_acceptable_request_id};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 type Endpoints = State<Arc<SetupEndpoints>>;
 
@@ -128,27 +129,32 @@ async fn drop_unacceptable_request_id(mut request: Request) -> Request {
     request
 }
 
-/// Every request gets an `x-request-id` (kept if the client sent an acceptable one), a span carrying it so
-/// that every log line of the request names it, and the id echoed in the response. The span is
-/// at error level so that it exists whatever level the operator logs at; it records the path
-/// only, since the set-password page's query holds a token.
+/// Every request gets an `x-request-id` (kept if the client sent an acceptable one), a span
+/// carrying it so that every log line of the request names it, and the id echoed in the
+/// response. The span is at error level so that it exists whatever level the operator logs at;
+/// it records the path only, since the set-password page's query holds a token. The library
+/// logs each error it answers under its error id, at a level that suits it (a `server-busy`
+/// refusal at debug, since a burst of them would flood the log), so the trace layer's own line
+/// for every 5xx answer is kept at debug too.
 fn with_request_ids(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default();
-                tracing::error_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::error_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id,
+                    )
+                })
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unacceptable_request_id))

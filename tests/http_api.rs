@@ -346,6 +346,89 @@ fn confirm_race(example: &str) {
     );
 }
 
+/// With no room to wait, confirms that find every hashing thread busy are refused at once with
+/// 501 `server-busy` and a `Retry-After`, keep their links, and log nothing at warn or above:
+/// a burst must not flood the log.
+fn a_burst_beyond_the_hashing_queue_is_refused_quietly_and_loses_no_link(example: &str) {
+    const USERS: usize = 16;
+    let seed: Vec<Value> = (0..USERS)
+        .map(|i| json!({"id": format!("user{i}"), "email": format!("user{i}@example.test")}))
+        .collect();
+    let seed = seed_file(&Value::from(seed).to_string());
+    let server = Server::start(
+        example,
+        &[
+            ("SEED_USERS", seed.to_str().unwrap()),
+            ("HASH_QUEUE_LIMIT", "0"),
+        ],
+    );
+    for i in 0..USERS {
+        assert_eq!(
+            put_password(&server, Some(&format!("demo-token-user{i}"))).status,
+            202
+        );
+    }
+    let tokens: Vec<String> = server
+        .wait_for_links(USERS)
+        .iter()
+        .map(|link| token_of(link))
+        .collect();
+
+    let start_together = std::sync::Barrier::new(USERS);
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
+        let confirms: Vec<_> = tokens
+            .iter()
+            .map(|token| {
+                let (server, start_together) = (&server, &start_together);
+                scope.spawn(move || {
+                    start_together.wait();
+                    confirm(server, token, "a perfectly fine password")
+                })
+            })
+            .collect();
+        confirms
+            .into_iter()
+            .map(|confirm| confirm.join().unwrap())
+            .collect()
+    });
+
+    let mut refused = Vec::new();
+    for (token, answer) in tokens.iter().zip(&answers) {
+        match answer.status {
+            204 => {}
+            501 => {
+                assert_eq!(answer.code(), "server-busy");
+                let retry_after: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+                assert!(
+                    (1..=60).contains(&retry_after),
+                    "Retry-After: {retry_after}"
+                );
+                refused.push(token);
+            }
+            other => panic!("confirm answered {other}: {}", answer.body),
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "{USERS} confirms at once never found every hashing thread busy"
+    );
+    for token in refused {
+        assert_eq!(
+            confirm(&server, token, "a perfectly fine password").status,
+            204
+        );
+    }
+    let loud: Vec<String> = server
+        .log()
+        .into_iter()
+        .filter(|line| line.contains("ERROR") || line.contains("WARN"))
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "refusals logged at warn or above: {loud:?}"
+    );
+}
+
 fn link_built_from_configuration_not_headers(example: &str) {
     let server = start(
         example,
@@ -583,6 +666,7 @@ against_both_examples!(
     expiry,
     confirm_refusals,
     confirm_race,
+    a_burst_beyond_the_hashing_queue_is_refused_quietly_and_loses_no_link,
     link_built_from_configuration_not_headers,
     page_and_form,
     unknown_routes_and_methods,

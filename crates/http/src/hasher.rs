@@ -29,6 +29,7 @@ pub const DEFAULT_WAITING_PER_THREAD: usize = 64;
 /// saturated server leaves hashing little CPU time, and a backlog beyond the queue limit is
 /// refused with a `Retry-After` rather than left to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum HashingPriority {
     /// Linux's idle policy (`SCHED_IDLE`): a hash runs on CPU time no other thread wants, and
     /// a thread that wakes takes the CPU from a hash at once. Hashing gets next to nothing
@@ -68,9 +69,10 @@ const LONGEST_RETRY_AFTER: time::Duration = time::Duration::minutes(1);
 /// worker would stall every other request on that worker, and running it unbounded would let a
 /// burst of confirms exhaust memory. Each thread takes the next waiting hash the moment it
 /// finishes one, so a busy hasher never leaves a CPU idle between hashes, as handing each hash
-/// to a general-purpose blocking pool would while two threads wake up per hash. Beyond the queue bound a hash is refused at once with
-/// [`HashingError::Busy`] (answered 501 with `Retry-After`; the link stays valid), so a burst
-/// cannot make every confirm wait for many seconds. A hash whose caller gave up while it
+/// to a general-purpose blocking pool would while two threads wake up per hash. Beyond the
+/// queue bound a hash is refused at once with [`HashingError::Busy`] (answered 501 with
+/// `Retry-After`; the link stays valid), so a burst cannot make every confirm wait for many
+/// seconds. A hash whose caller gave up while it
 /// waited keeps its place until its turn comes, and is then skipped without hashing.
 ///
 /// Each thread keeps one [`HashingMemory`] for good, wiped after every hash: after the first
@@ -180,10 +182,11 @@ impl BlockingHasher {
         self
     }
 
-    /// Schedules the hashing threads so (by default [`HashingPriority::Idle`]). The setting is
-    /// shared by every clone of the hasher, and each hashing thread takes it before its next
-    /// hash. Raising the priority again after it was lowered, or leaving the idle policy, needs
-    /// the `CAP_SYS_NICE` privilege, so choose before the first hash.
+    /// Sets how the hashing threads are scheduled beside the rest of the process (by default
+    /// [`HashingPriority::Idle`]). The setting is shared by every clone of the hasher, and
+    /// each hashing thread takes it before its next hash. Raising the priority again after it
+    /// was lowered, or leaving the idle policy, needs the `CAP_SYS_NICE` privilege, so choose
+    /// before the first hash.
     #[must_use]
     pub fn with_priority(self, priority: HashingPriority) -> Self {
         self.shared
