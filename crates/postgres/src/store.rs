@@ -147,6 +147,10 @@ fn record_from_row(row: &PgRow) -> Result<SetupRecord> {
 #[async_trait]
 impl UserStore for PgUserStore {
     async fn load(&self, user: &UserId) -> Result<Option<SetupRecord>, StoreError> {
+        // FIXME: sqlx 0.9 pings every connection as it returns to the pool and has no setting
+        // to skip that, so each statement of this store costs a second round trip in the
+        // background (row 2 of BENCHMARKS.md measures it). Avoiding it needs the pool's help
+        // or one connection held across a request's calls, which the port does not model.
         let Some(id) = self.bind_id(user) else {
             return Ok(None);
         };
