@@ -12,11 +12,12 @@
 #   postgres the put phase against PostgreSQL, beside pgbench running the store's statements
 #   postgres-pinned the same with PostgreSQL alone on the last CPU and everything else on the
 #            others, so that neither side's CPU time comes out of the other's (needs the
-#            PostgreSQL server on this machine and root, to move its processes; they are
-#            moved back on exit)
+#            PostgreSQL server on this machine and root, to move its processes: all of them,
+#            other clients' sessions too; they are moved back at the end of the phase and on
+#            exit, but not if the script is killed with SIGKILL)
 #   growth   the PostgreSQL request path with 10 thousand and with 1 million users
 #
-# Needs: wrk (Debian package `wrk`), cargo; for postgres and growth also psql and pgbench, and
+# Needs: wrk (Debian package `wrk`), cargo; for the PostgreSQL phases also psql and pgbench, and
 # LOAD_PG_URL, a PostgreSQL server URL without a database name (default
 # postgres://postgres@127.0.0.1:5432); the script creates the database password_setup_load
 # there and drops it on exit.
@@ -56,10 +57,13 @@ server_pid=
 server_port=
 extra_pids=()
 # A command prefix for the server and the load generators (empty, or taskset while PostgreSQL
-# has a CPU of its own), and PostgreSQL's postmaster and CPU list while it is moved.
+# has a CPU of its own); while PostgreSQL is moved, its postmaster, the CPU list each of its
+# processes had (by pid), its CPU and the others'.
 pinned=()
 pg_postmaster=
-pg_affinity=
+pg_affinity=()
+pg_cpu=
+client_cpus=
 
 cleanup() {
     stop_server
@@ -77,7 +81,8 @@ cleanup() {
     if [[ -z "${LOAD_KEEP_WORK:-}" ]]; then rm -rf "$work"; else echo "kept $work" >&2; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 say() { printf '%s\n' "$*" | tee -a "$results"; }
 
@@ -104,7 +109,7 @@ start_server() {
     local name=$1
     shift
     : >"$work/$name.out"
-"${pinned[@]}" env LISTEN_ADDR=127.0.0.1:0 BENCH_BASELINE_ROUTE=1 "$@" \
+    "${pinned[@]}" env LISTEN_ADDR=127.0.0.1:0 BENCH_BASELINE_ROUTE=1 "$@" \
         "$server_bin" >"$work/$name.out" 2>"$work/$name.err" &
     server_pid=$!
     local waited=0
@@ -415,42 +420,85 @@ pgbench_fresh() {
     echo "tps=$tps transactions=$processed generator_ticks=$(cat "$work/ticks.txt")"
 }
 
+# find_postmaster: sets pg_postmaster to the pid of the PostgreSQL server at LOAD_PG_URL, or
+# fails unless that server runs on this machine and the script may move its processes (root).
+# The pid file is trusted only if its pid is a postgres process working in that data folder.
+find_postmaster() {
+    local data_dir pid
+    data_dir=$(psql -qtA "$pg_server/postgres" -c 'SHOW data_directory')
+    pid=$(head -1 "$data_dir/postmaster.pid" 2>/dev/null) || pid=
+    if [[ -z "$pid" || "$(cat "/proc/$pid/comm" 2>/dev/null)" != postgres ||
+        "$(realpath "/proc/$pid/cwd" 2>/dev/null)" != "$(realpath "$data_dir")" ]]; then
+        echo "postgres-pinned: no PostgreSQL postmaster of $data_dir found on this machine" \
+            "(the server must run here, and the script as root); leave the phase out with" \
+            "LOAD_PHASES" >&2
+        exit 1
+    fi
+    if ((EUID != 0)); then
+        echo "postgres-pinned needs root, to move PostgreSQL's processes; leave it out with" \
+            "LOAD_PHASES" >&2
+        exit 1
+    fi
+    pg_postmaster=$pid
+}
+
+# The CPUs this script may use, one number per line, from its own affinity list ("0-3,6").
+own_cpus() {
+    awk '/^Cpus_allowed_list/ { n = split($2, parts, ",")
+        for (i = 1; i <= n; i++) { m = split(parts[i], ends, "-")
+            for (cpu = ends[1]; cpu <= ends[m]; cpu++) print cpu } }' /proc/self/status
+}
+
 # pin_postgres: moves PostgreSQL's postmaster and the processes it has started (and with the
-# postmaster, those it starts from now on) to the last CPU, and runs the server and the load
-# generators on the others. unpin_postgres (also run on exit) moves them back.
+# postmaster, those it starts from now on) to the last CPU this script may use, and runs the
+# server and the load generators on the others. unpin_postgres (also run on exit) gives each
+# of those processes back the CPU list it had, and new ones the postmaster's.
 pin_postgres() {
-    local cpus data_dir
-    cpus=$(nproc)
-    if ((cpus < 2)); then
+    local cpus=() pid
+    mapfile -t cpus < <(own_cpus)
+    if ((${#cpus[@]} < 2)); then
         echo "postgres-pinned needs at least 2 CPUs" >&2
         exit 1
     fi
-    data_dir=$(psql -qtA "$pg_server/postgres" -c 'SHOW data_directory')
-    pg_postmaster=$(head -1 "$data_dir/postmaster.pid" 2>/dev/null) || {
-        echo "postgres-pinned: cannot read $data_dir/postmaster.pid (the server must run on" \
-            "this machine, and the script as root)" >&2
-        exit 1
-    }
-    pg_affinity=$(taskset -c -p "$pg_postmaster" | sed 's/.*: //')
-    postgres_affinity $((cpus - 1))
-    pinned=(taskset -c "0-$((cpus - 2))")
+    find_postmaster
+    pg_cpu=${cpus[-1]}
+    client_cpus=$(IFS=,; echo "${cpus[*]:0:${#cpus[@]}-1}")
+    pg_affinity=()
+    for pid in "$pg_postmaster" $(pgrep -P "$pg_postmaster"); do
+        pg_affinity[pid]=$(taskset -c -p "$pid" 2>/dev/null | sed 's/.*: //') || true
+    done
+    echo "moving PostgreSQL (postmaster $pg_postmaster) to CPU $pg_cpu; should this script be" \
+        "killed, give it back its CPUs with: taskset -a -c -p ${pg_affinity[pg_postmaster]}" \
+        "<pid> for the postmaster and each of its processes" >&2
+    postgres_affinity "$pg_cpu"
+    pinned=(taskset -c "$client_cpus")
 }
 
 unpin_postgres() {
     pinned=()
     if [[ -n "$pg_postmaster" ]]; then
-        postgres_affinity "$pg_affinity" ||
-            echo "could not give PostgreSQL back its CPUs ($pg_affinity)" >&2
+        postgres_affinity ||
+            echo "could not give every PostgreSQL process back its CPUs (the postmaster's:" \
+                "${pg_affinity[pg_postmaster]})" >&2
         pg_postmaster=
     fi
 }
 
-# postgres_affinity CPUS: sets the CPU list of the postmaster and of every process it started.
+# postgres_affinity [CPUS]: gives the postmaster, then every process it has started, the CPU
+# list CPUS, or without it the list each had before pin_postgres (the postmaster's for those
+# started since). The postmaster goes first, so that a backend it forks meanwhile inherits the
+# new list; a process that has exited by its turn is no failure.
 postgres_affinity() {
-    local pid
-    for pid in "$pg_postmaster" $(pgrep -P "$pg_postmaster"); do
-        taskset -a -c -p "$1" "$pid" >/dev/null
+    local pid cpus failed=0
+    taskset -a -c -p "${1:-${pg_affinity[pg_postmaster]}}" "$pg_postmaster" >/dev/null || failed=1
+    for pid in $(pgrep -P "$pg_postmaster"); do
+        cpus=${1:-${pg_affinity[pid]:-${pg_affinity[pg_postmaster]}}}
+        if ! taskset -a -c -p "$cpus" "$pid" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null; then
+            echo "could not set the CPUs of PostgreSQL's process $pid to $cpus" >&2
+            failed=1
+        fi
     done
+    return "$failed"
 }
 
 # phase_postgres LABEL: PUT /user/password with PostgreSQL behind it, beside the baseline
@@ -477,7 +525,7 @@ phase_postgres() {
     start_server "$label" DATABASE_URL="$pg_url" SEED_USERS="$work/seed.json" \
         RESEND_COOLDOWN_SECS=3600
     say ""
-    say "-- $label${pinned:+ (PostgreSQL on CPU $(($(nproc) - 1)), the rest on ${pinned[2]})}: PUT /user/password, $users users in PostgreSQL $(sql -c 'SHOW server_version')," \
+    say "-- $label${pg_postmaster:+ (PostgreSQL on CPU $pg_cpu, everything else on CPU $client_cpus)}: PUT /user/password, $users users in PostgreSQL $(sql -c 'SHOW server_version')," \
         "$connections connections (wrk and pgbench)"
 
     load put.lua /bench/baseline 2 "$connections" USER_PREFIX= USER_COUNT=20000 >/dev/null
@@ -613,6 +661,7 @@ main() {
         exit 1
     }
     if [[ " $phases " == *" postgres"* || " $phases " == *" growth "* ]]; then
+        export PGOPTIONS='-c client_min_messages=warning' # no NOTICE for DROP ... IF EXISTS
         command -v psql >/dev/null && command -v pgbench >/dev/null || {
             echo "the postgres and growth phases need psql and pgbench (apt-get install" \
                 "postgresql-client); leave them out with LOAD_PHASES" >&2
@@ -622,6 +671,9 @@ main() {
             echo "no PostgreSQL server answers at $pg_server (set LOAD_PG_URL)" >&2
             exit 1
         }
+    fi
+    if [[ " $phases " == *" postgres-pinned "* ]]; then
+        (find_postmaster) || exit 1
     fi
     mkdir -p "$(dirname "$results")"
     if [[ -z "${LOAD_SKIP_BUILD:-}" ]]; then
