@@ -403,7 +403,10 @@ pub(crate) fn init_tracing() {
 /// Prints the start-up banner. Tests read the first line to learn the bound address.
 pub(crate) fn print_banner(framework: &str, bound: SocketAddr, app: &App) {
     println!("password-setup {framework} example listening on http://{bound}");
-    println!("links point to {}/set-password", app.public_base_url);
+    println!(
+        "links point to {}/set-password",
+        app.public_base_url.trim_end_matches('/')
+    );
     for line in &app.banner {
         println!("  {line}");
     }

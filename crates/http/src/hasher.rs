@@ -576,11 +576,14 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn hashing_threads_run_under_the_idle_policy_by_default() {
-        let (_, caller_idle) = crate::thread_priority::priority_of_this_thread();
+        let (inherited, caller_idle) = crate::thread_priority::priority_of_this_thread();
         assert!(!caller_idle);
         let hasher = BlockingHasher::new(HashingParams::INSECURE_FOR_TESTS, 2).unwrap();
-        let (_, idle) = priority_of_a_hashing_thread(&hasher);
-        assert!(idle, "a hashing thread runs under SCHED_IDLE");
+        assert_eq!(
+            priority_of_a_hashing_thread(&hasher),
+            (inherited, true),
+            "a hashing thread runs under SCHED_IDLE and keeps the nice value it inherited"
+        );
 
         let hash = hasher.hash(normalize_password("still hashes")).await;
         assert!(verify_password("still hashes", &hash.unwrap()).unwrap());

@@ -40,7 +40,11 @@ impl ThreadPriority {
             return;
         }
         let outcome = match wanted {
-            HashingPriority::Idle => os::enter_idle_policy(),
+            // Entering the idle policy may reset the nice value (see `enter_idle_policy`);
+            // the idle policy ignores it, but the thread keeps showing the one it inherited.
+            HashingPriority::Idle => {
+                os::enter_idle_policy().and_then(|()| os::set_nice(self.inherited))
+            }
             HashingPriority::LoweredBy(steps) => os::leave_idle_policy().and_then(|()| {
                 os::set_nice(
                     self.inherited
@@ -88,13 +92,13 @@ mod os {
         rustix::process::setpriority_process(None, nice).map_err(Error::from)
     }
 
-    /// Puts the calling thread under `SCHED_IDLE`.
+    /// Puts the calling thread under `SCHED_IDLE`. The crate then sets nice 0, so a thread
+    /// above nice 0 either gets nice 0 (with privilege) or a refusal.
     pub(super) fn enter_idle_policy() -> Result<(), Error> {
         match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, IDLE) {
             Ok(()) => Ok(()),
-            // The crate sets the idle policy, then nice 0, which is refused to a thread above
-            // nice 0 without privilege. The idle policy ignores nice values, so only the
-            // policy counts.
+            // The refusal of nice 0 comes after the policy took effect, and the idle policy
+            // ignores nice values, so only the policy counts.
             Err(_) if is_idle()? => Ok(()),
             Err(error) => Err(Error::other(error)),
         }
