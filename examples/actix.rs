@@ -11,10 +11,15 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue,
+};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse as ActixResponse, HttpServer, web};
-use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints, is_acceptable_request_id};
+use password_setup_http::{
+    HttpResponse, MAX_BODY_BYTES, SetupEndpoints, announces_too_large_body,
+    is_acceptable_request_id,
+};
 use tracing::Instrument as _;
 
 type Endpoints = web::Data<SetupEndpoints>;
@@ -46,7 +51,20 @@ async fn request_password(endpoints: Endpoints, request: HttpRequest) -> ActixRe
     respond(endpoints.request_password(authorization).await)
 }
 
+/// Whether the request announces a body over the limit: refused before any of it is read.
+fn announces_too_large(request: &HttpRequest) -> bool {
+    announces_too_large_body(
+        request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .map(HeaderValue::as_bytes),
+    )
+}
+
 async fn confirm(endpoints: Endpoints, request: HttpRequest, body: web::Payload) -> ActixResponse {
+    if announces_too_large(&request) {
+        return respond(endpoints.confirm_body_too_large());
+    }
     let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return respond(endpoints.confirm_body_unreadable()),
@@ -65,6 +83,9 @@ async fn submit_form(
     request: HttpRequest,
     body: web::Payload,
 ) -> ActixResponse {
+    if announces_too_large(&request) {
+        return respond(endpoints.form_body_too_large());
+    }
     let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return respond(endpoints.form_body_unreadable()),

@@ -15,12 +15,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use http_body_util::LengthLimitError;
-use password_setup_http::{HttpResponse, MAX_BODY_BYTES, SetupEndpoints, is_acceptable_request_id};
+use password_setup_http::{
+    HttpResponse, MAX_BODY_BYTES, SetupEndpoints, announces_too_large_body,
+    is_acceptable_request_id,
+};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -59,7 +62,15 @@ fn over_the_limit(error: &axum::Error) -> bool {
     std::error::Error::source(error).is_some_and(|cause| cause.is::<LengthLimitError>())
 }
 
+/// Whether the request announces a body over the limit: refused before any of it is read.
+fn announces_too_large(headers: &HeaderMap) -> bool {
+    announces_too_large_body(headers.get(CONTENT_LENGTH).map(|value| value.as_bytes()))
+}
+
 async fn confirm(State(endpoints): Endpoints, request: Request) -> Response {
+    if announces_too_large(request.headers()) {
+        return respond(endpoints.confirm_body_too_large());
+    }
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
@@ -74,6 +85,9 @@ async fn set_password_page(State(endpoints): Endpoints, uri: Uri) -> Response {
 }
 
 async fn submit_form(State(endpoints): Endpoints, request: Request) -> Response {
+    if announces_too_large(request.headers()) {
+        return respond(endpoints.form_body_too_large());
+    }
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,

@@ -429,6 +429,59 @@ fn a_burst_beyond_the_hashing_queue_is_refused_quietly_and_loses_no_link(example
     );
 }
 
+/// An answer's status line and headers, read off a raw connection (up to its blank line).
+fn read_head(connection: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read as _;
+
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match connection.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    head
+}
+
+/// A body announced (by `Content-Length`) as over the limit is refused before any of it is
+/// sent: the client gets its 413 instead of the server waiting for a body that may never come.
+fn announced_oversized_bodies_are_refused_without_waiting(example: &str) {
+    use std::io::Write as _;
+
+    let server = start(example, &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for (path, content_type, answer_type) in [
+        (
+            "/user/password/confirm",
+            "application/vnd.api+json",
+            "application/vnd.api+json",
+        ),
+        (
+            "/set-password",
+            "application/x-www-form-urlencoded",
+            "text/html",
+        ),
+    ] {
+        let mut connection = std::net::TcpStream::connect(&address).unwrap();
+        connection
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            connection,
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: 99999999999\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let answer = String::from_utf8_lossy(&read_head(&mut connection)).to_lowercase();
+        assert!(answer.starts_with("http/1.1 413"), "{path}: {answer:?}");
+        assert!(
+            answer.contains(&format!("content-type: {answer_type}")),
+            "{path}: {answer:?}"
+        );
+    }
+}
+
 fn link_built_from_configuration_not_headers(example: &str) {
     let server = start(
         example,
@@ -664,6 +717,7 @@ against_both_examples!(
     confirm_refusals,
     confirm_race,
     a_burst_beyond_the_hashing_queue_is_refused_quietly_and_loses_no_link,
+    announced_oversized_bodies_are_refused_without_waiting,
     link_built_from_configuration_not_headers,
     page_and_form,
     unknown_routes_and_methods,

@@ -29,8 +29,9 @@ use time::format_description::well_known::Rfc3339;
 pub use hasher::{BlockingHasher, DEFAULT_WAITING_PER_THREAD, HashingPriority};
 pub use page::Pages;
 pub use request::{
-    CONFIRM_TYPE, FormProblem, FormSubmission, MAX_BODY_BYTES, Submission, bearer_credential,
-    body_too_large, confirm_document, set_password_form, token_parameter,
+    CONFIRM_TYPE, FormProblem, FormSubmission, MAX_BODY_BYTES, Submission,
+    announces_too_large_body, bearer_credential, body_too_large, confirm_document,
+    set_password_form, token_parameter,
 };
 
 /// Whether a client-sent request id may be kept: at most 128 characters of letters, digits,

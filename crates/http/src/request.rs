@@ -53,6 +53,19 @@ pub fn body_too_large() -> ErrorResponse {
     ))
 }
 
+/// Whether a request's `Content-Length` header announces a body over [`MAX_BODY_BYTES`], so
+/// that it can be refused before any of the body arrives rather than after waiting for it.
+/// Without the header, or with one that is not a number, the body is read up to the limit as
+/// usual (the framework refuses a malformed length itself).
+pub fn announces_too_large_body(content_length: Option<&[u8]>) -> bool {
+    content_length
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .is_some_and(|text| match text.trim().parse::<u64>() {
+            Ok(length) => length > MAX_BODY_BYTES as u64,
+            Err(error) => *error.kind() == std::num::IntErrorKind::PosOverflow,
+        })
+}
+
 /// Whether a `Content-Type` names `essence` (ignoring case and parameters such as charset).
 fn media_type_is(content_type: Option<&str>, essences: &[&str]) -> bool {
     content_type
@@ -329,5 +342,22 @@ mod tests {
         assert_eq!(token.expose_secret(), "x-y");
         assert!(token_parameter(Some("a=1")).is_none());
         assert!(token_parameter(None).is_none());
+    }
+
+    #[test]
+    fn only_a_declared_length_over_the_limit_is_refused_before_reading() {
+        let limit = MAX_BODY_BYTES.to_string();
+        let over = (MAX_BODY_BYTES + 1).to_string();
+        assert!(announces_too_large_body(Some(over.as_bytes())));
+        assert!(announces_too_large_body(Some(b"99999999999")));
+        assert!(announces_too_large_body(Some(b"99999999999999999999999")));
+        for within in [
+            Some(limit.as_bytes()),
+            Some(b"0".as_slice()),
+            Some(b"not a number"),
+            None,
+        ] {
+            assert!(!announces_too_large_body(within), "{within:?}");
+        }
     }
 }
