@@ -634,8 +634,26 @@ fn bad_configuration_stops_start_up(example: &str) {
     }
 }
 
-/// The nice value and scheduling policy (as Linux numbers them: 0 normal, 5 idle) of each of
-/// the server's password-hashing threads, from `/proc`.
+/// Numbered fields (as `proc(5)` numbers them) of a `/proc/.../stat` file.
+#[cfg(target_os = "linux")]
+fn stat_fields(path: impl AsRef<std::path::Path>, numbers: [usize; 2]) -> (i64, i64) {
+    let stat = std::fs::read_to_string(path).unwrap();
+    // The fields after the parenthesised name, which may hold spaces, start with the 3rd.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let field = |number: usize| fields[number - 3].parse::<i64>().unwrap();
+    (field(numbers[0]), field(numbers[1]))
+}
+
+/// The fields of the nice value and of the scheduling policy (0 normal, 5 idle).
+#[cfg(target_os = "linux")]
+const NICE_AND_POLICY: [usize; 2] = [19, 41];
+
+/// The nice value and scheduling policy of each of the server's password-hashing threads.
 #[cfg(target_os = "linux")]
 fn hashing_thread_priorities(server: &Server) -> Vec<(i64, i64)> {
     let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
@@ -643,19 +661,9 @@ fn hashing_thread_priorities(server: &Server) -> Vec<(i64, i64)> {
     for task in tasks {
         let task = task.unwrap().path();
         let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
-        if !name.starts_with("password-hash") {
-            continue;
+        if name.starts_with("password-hash") {
+            priorities.push(stat_fields(task.join("stat"), NICE_AND_POLICY));
         }
-        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
-        // The fields after the parenthesised name, which may hold spaces, start with the 3rd.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let field = |number: usize| fields[number - 3].parse::<i64>().unwrap();
-        priorities.push((field(19), field(41)));
     }
     priorities
 }
@@ -665,14 +673,7 @@ fn hashing_thread_priorities(server: &Server) -> Vec<(i64, i64)> {
 /// leaves as it is.
 #[cfg(target_os = "linux")]
 fn hashing_priority_follows_the_configuration(example: &str) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after_name = stat.rsplit_once(')').unwrap().1;
-    let own_nice: i64 = after_name
-        .split_whitespace()
-        .nth(16)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (own_nice, _) = stat_fields("/proc/self/stat", NICE_AND_POLICY);
     let (normal, idle) = (0, 5);
     for (configured, expected_nice, expected_policy) in [
         (None, own_nice, idle),

@@ -125,13 +125,21 @@ impl Settings {
 
 /// `HASH_PRIORITY`: `idle`, or how many nice steps below the server the hashing threads run.
 fn hash_priority() -> Result<Option<HashingPriority>, String> {
-    match var("HASH_PRIORITY") {
-        Some(text) if text.trim().eq_ignore_ascii_case("idle") => Ok(Some(HashingPriority::Idle)),
-        Some(_) => Ok(parsed("HASH_PRIORITY")
-            .map_err(|error| format!("{error} (use idle or a number from 0 to 255)"))?
-            .map(HashingPriority::LoweredBy)),
-        None => Ok(None),
+    let Some(text) = var("HASH_PRIORITY") else {
+        return Ok(None);
+    };
+    let value = text.trim();
+    if value.eq_ignore_ascii_case("idle") {
+        return Ok(Some(HashingPriority::Idle));
     }
+    value
+        .parse()
+        .map(|steps| Some(HashingPriority::LoweredBy(steps)))
+        .map_err(|_| {
+            format!(
+                "HASH_PRIORITY={text:?} is not a valid value (use idle or a number from 0 to 255)"
+            )
+        })
 }
 
 /// How emails leave the server. The console is chosen explicitly or by running the bare demo,

@@ -72,8 +72,8 @@ const LONGEST_RETRY_AFTER: time::Duration = time::Duration::minutes(1);
 /// to a general-purpose blocking pool would while two threads wake up per hash. Beyond the
 /// queue bound a hash is refused at once with [`HashingError::Busy`] (answered 501 with
 /// `Retry-After`; the link stays valid), so a burst cannot make every confirm wait for many
-/// seconds. A hash whose caller gave up while it
-/// waited keeps its place until its turn comes, and is then skipped without hashing.
+/// seconds. A hash whose caller gave up while it waited keeps its place until its turn comes,
+/// and is then skipped without hashing.
 ///
 /// Each thread keeps one [`HashingMemory`] for good, wiped after every hash: after the first
 /// hashes the hasher holds `permits` x `memory_kib` of memory and never asks the operating

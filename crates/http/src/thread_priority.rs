@@ -27,7 +27,7 @@ impl ThreadPriority {
     /// The calling thread's priority, as inherited from the thread that spawned it.
     pub(crate) fn of_this_thread() -> Self {
         Self {
-            inherited: current_nice(),
+            inherited: os::current_nice(),
             applied: None,
         }
     }
@@ -40,11 +40,7 @@ impl ThreadPriority {
             return;
         }
         let outcome = match wanted {
-            // Entering the idle policy may reset the nice value (see `enter_idle_policy`);
-            // the idle policy ignores it, but the thread keeps showing the one it inherited.
-            HashingPriority::Idle => {
-                os::enter_idle_policy().and_then(|()| os::set_nice(self.inherited))
-            }
+            HashingPriority::Idle => os::enter_idle_policy(),
             HashingPriority::LoweredBy(steps) => os::leave_idle_policy().and_then(|()| {
                 os::set_nice(
                     self.inherited
@@ -62,10 +58,6 @@ impl ThreadPriority {
         }
         self.applied = Some(wanted);
     }
-}
-
-fn current_nice() -> i32 {
-    os::current_nice()
 }
 
 #[cfg(target_os = "linux")]
@@ -92,16 +84,18 @@ mod os {
         rustix::process::setpriority_process(None, nice).map_err(Error::from)
     }
 
-    /// Puts the calling thread under `SCHED_IDLE`. The crate then sets nice 0, so a thread
-    /// above nice 0 either gets nice 0 (with privilege) or a refusal.
+    /// Puts the calling thread under `SCHED_IDLE`, keeping its nice value. The crate sets nice
+    /// 0 after the policy, which a thread above nice 0 either gets (with privilege) or is
+    /// refused; the idle policy ignores nice values, so only the policy counts, and the nice
+    /// value the thread had is put back so that it shows the one it had.
     pub(super) fn enter_idle_policy() -> Result<(), Error> {
+        let nice = current_nice();
         match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, IDLE) {
-            Ok(()) => Ok(()),
-            // The refusal of nice 0 comes after the policy took effect, and the idle policy
-            // ignores nice values, so only the policy counts.
-            Err(_) if is_idle()? => Ok(()),
-            Err(error) => Err(Error::other(error)),
+            Ok(()) => {}
+            Err(_) if is_idle()? => {}
+            Err(error) => return Err(Error::other(error)),
         }
+        set_nice(nice)
     }
 
     /// Puts the calling thread back under the normal policy if it is under the idle one.
@@ -146,5 +140,5 @@ mod os {
 /// The calling thread's nice value and whether it is under the idle policy, for tests.
 #[cfg(test)]
 pub(crate) fn priority_of_this_thread() -> (i32, bool) {
-    (current_nice(), os::is_idle().unwrap_or(false))
+    (os::current_nice(), os::is_idle().unwrap_or(false))
 }
