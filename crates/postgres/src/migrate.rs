@@ -2,9 +2,11 @@
 //!
 //! The migrations create what the store owns: the pending table and its indexes, and the
 //! trigger on the users table that drops a link when a password is written elsewhere (unless
-//! configured off). They run in one transaction that first takes an advisory lock derived from the pending table's
-//! name, so instances starting together apply each migration once, and a second run finds
-//! every version recorded and does nothing. The users table's data is never changed here.
+//! configured off). They run in one transaction that first takes an advisory lock derived
+//! from the pending table's name, so instances starting together apply each migration once,
+//! and a second run finds every version recorded and does nothing. Creating a users table for
+//! a fresh database takes a lock of its own the same way. The users table's data is never
+//! changed here.
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row as _};
 
@@ -104,13 +106,9 @@ pub(crate) async fn check_users_table(pool: &PgPool, names: &ValidNames) -> Resu
 /// Applies every migration not yet recorded, in one transaction.
 pub(crate) async fn run(pool: &PgPool, names: &ValidNames) -> Result<()> {
     let bookkeeping = names.pending.sibling("_migrations");
-    let lock_key = advisory_lock_key(&names.pending.quoted());
 
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(lock_key)
-        .execute(&mut *tx)
-        .await?;
+    lock_for_this_transaction(&mut tx, &names.pending.quoted()).await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS {bookkeeping} ( \
              version integer PRIMARY KEY, \
@@ -236,8 +234,18 @@ async fn sync_password_trigger(tx: &mut PgConnection, names: &ValidNames) -> Res
     Ok(())
 }
 
-/// A stable 64-bit key for `pg_advisory_xact_lock`, from the pending table's quoted name
-/// (FNV-1a), so stores with different pending tables do not wait for each other.
+/// Takes the advisory lock named after `table` (its quoted name) until `tx` ends, so that
+/// instances doing the same schema work at once take turns.
+async fn lock_for_this_transaction(tx: &mut PgConnection, table: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(advisory_lock_key(table))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A stable 64-bit key for `pg_advisory_xact_lock`, from a table's quoted name (FNV-1a), so
+/// work on different tables does not wait.
 fn advisory_lock_key(name: &str) -> i64 {
     let hash = format!("password-setup:{name}")
         .bytes()
@@ -247,8 +255,21 @@ fn advisory_lock_key(name: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// Creates the users table unless it exists. `CREATE TABLE IF NOT EXISTS` alone is not safe
+/// against itself: of two sessions creating the same table at once, one can fail on the
+/// table's row type, so instances starting together take turns under a lock.
+pub(crate) async fn create_users_table(pool: &PgPool, names: &ValidNames) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    lock_for_this_transaction(&mut tx, &names.users.quoted()).await?;
+    sqlx::query(AssertSqlSafe(create_users_table_sql(names)))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The statement that creates a users table for a fresh database.
-pub(crate) fn create_users_table_sql(names: &ValidNames) -> String {
+fn create_users_table_sql(names: &ValidNames) -> String {
     let users = names.users.quoted();
     let (id, email, hash) = (&names.id, &names.email, &names.password_hash);
     let id_type = names.id_type.sql_type();

@@ -72,10 +72,7 @@ impl PgUserStore {
     /// # Errors
     /// [`Error::Database`] if the database fails.
     pub async fn create_users_table(&self) -> Result<()> {
-        sqlx::query(AssertSqlSafe(migrate::create_users_table_sql(&self.names)))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        migrate::create_users_table(&self.pool, &self.names).await
     }
 
     /// Deletes the pending rows that no longer matter at `now`: the link, if any, has expired,

@@ -12,6 +12,30 @@ use time::Duration;
 
 use crate::support::{PgFixture, TestDb, UsersTable};
 
+/// `CREATE TABLE IF NOT EXISTS` alone can fail in one of two sessions creating the same table
+/// at once; instances starting together on a fresh database must all come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_users_table_is_created_from_several_instances_at_once() {
+    for _ in 0..5 {
+        let db = TestDb::new().await;
+        let config = PgStoreConfig::default();
+        let mut racing = Vec::new();
+        for _ in 0..8 {
+            let store = PgUserStore::new(db.pool().await, &config).unwrap();
+            racing.push(tokio::spawn(async move {
+                store.create_users_table().await?;
+                store.migrate().await
+            }));
+        }
+        for task in racing {
+            task.await
+                .unwrap()
+                .expect("every instance creates the table or finds it");
+        }
+        db.finish().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_run_twice_and_from_several_instances_at_once() {
     let db = TestDb::new().await;
